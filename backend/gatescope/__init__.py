@@ -1,0 +1,34 @@
+"""gatescope: every gate, state and gradient of an RNN, LSTM or GRU, step by step.
+
+The Python API:
+
+    import gatescope
+    result = gatescope.run({"cell": "lstm", "hidden_size": 8, "input": {"text": "hello"}})
+    result.layers[0].gates["f"]        # (T, H) forget-gate values, NumPy
+    result.to_json()                   # the /api/v1/run response as plain data
+    gatescope.jacobian({...}, step=3)  # the H×H matrices of ∂c_t/∂c_{t−1} at step 3
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import ModelNotFoundError
+from .results import JacobianResult, LayerResult, RunResult
+from .runner import jacobian, run
+from .schemas import JacobianRequest, RunRequest
+
+try:
+    __version__ = version("gatescope")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "JacobianRequest",
+    "JacobianResult",
+    "LayerResult",
+    "ModelNotFoundError",
+    "RunRequest",
+    "RunResult",
+    "__version__",
+    "jacobian",
+    "run",
+]

@@ -1,0 +1,61 @@
+"""The four recurrent cells, each a step_forward / step_backward pair with a named cache.
+
+`CELLS[name]` gathers what the engine needs to run any of them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from . import gru, lstm, rnn
+
+__all__ = ["CELLS", "Cell", "gru", "lstm", "rnn"]
+
+
+def _same(da: np.ndarray, trace: Any) -> np.ndarray:
+    return da
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell type: its gates in PyTorch's order and its step functions.
+
+    blocks: G, the number of H-row blocks stacked in weight_ih/weight_hh (4, 3 or 1).
+    split: (…, G·H) → {gate name: (…, H)} views ({"a": …} for the RNN's pre-activation).
+    recurrent_grad: ∂L/∂(W_hh h + b_hh) from ∂L/∂(pre-activations); they differ only in
+    the GRU, whose n gate sees W_hn h + b_hn through r.
+    """
+
+    name: str
+    gates: tuple[str, ...]
+    blocks: int
+    has_cell_state: bool
+    Trace: Any
+    step_forward: Callable[..., None]
+    step_backward: Callable[..., tuple]
+    split: Callable[[np.ndarray], dict[str, np.ndarray]]
+    recurrent_grad: Callable[[np.ndarray, Any], np.ndarray] = _same
+
+    @property
+    def sigmoid_gates(self) -> tuple[str, ...]:
+        """Gates whose values lie in (0, 1); the others are tanh (−1, 1)."""
+        return tuple(g for g in self.gates if g not in ("g", "n"))
+
+
+CELLS: dict[str, Cell] = {
+    "lstm": Cell("lstm", lstm.GATES, 4, True, lstm.Trace, lstm.step_forward, lstm.step_backward,
+                 lstm.split_gates),
+    "gru": Cell("gru", gru.GATES, 3, False, gru.Trace, gru.step_forward, gru.step_backward,
+                gru.split_gates, gru.recurrent_grad),
+    "rnn_tanh": Cell("rnn_tanh", (), 1, False, rnn.Trace,
+                     partial(rnn.step_forward, relu=False), partial(rnn.step_backward, relu=False),
+                     rnn.split),
+    "rnn_relu": Cell("rnn_relu", (), 1, False, rnn.Trace,
+                     partial(rnn.step_forward, relu=True), partial(rnn.step_backward, relu=True),
+                     rnn.split),
+}

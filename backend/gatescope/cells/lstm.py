@@ -1,0 +1,119 @@
+"""LSTM cell, PyTorch's equations and gate order (i, f, g, o).
+
+    i = σ(W_ii x + b_ii + W_hi h + b_hi)
+    f = σ(W_if x + b_if + W_hf h + b_hf)
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+    o = σ(W_io x + b_io + W_ho h + b_ho)
+    c' = f ⊙ c + i ⊙ g
+    h' = o ⊙ tanh(c')
+
+Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H).
+The input projection x W_ihᵀ + b_ih of every step is one matrix product done by the
+engine before the time loop, so a step receives it as `xw` (N, 4H).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ..numerics import dsigmoid, dtanh, sigmoid
+
+NAME = "lstm"
+GATES = ("i", "f", "g", "o")
+HAS_CELL_STATE = True
+
+
+class Step(NamedTuple):
+    """The named cache of one step: views into a Trace, every array (N, H) or (N, 4H)."""
+
+    h_prev: np.ndarray  # h_{t−1}
+    c_prev: np.ndarray  # c_{t−1}
+    pre: np.ndarray  # (N, 4H) pre-activations of i, f, g, o
+    act: np.ndarray  # (N, 4H) σ(i), σ(f), tanh(g), σ(o)
+    c: np.ndarray  # c_t
+    tanh_c: np.ndarray  # tanh(c_t)
+    h: np.ndarray  # h_t
+
+
+@dataclass
+class Trace:
+    """Everything the forward pass of one layer computed, time first.
+
+    h, c: (T+1, N, H) with the initial state at index 0, so step t reads index t and writes t+1.
+    pre, act: (T, N, 4H); tanh_c: (T, N, H).
+    """
+
+    h: np.ndarray
+    c: np.ndarray
+    pre: np.ndarray
+    act: np.ndarray
+    tanh_c: np.ndarray
+
+    @classmethod
+    def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray) -> Trace:
+        N, H = h0.shape
+        dt = h0.dtype
+        h = np.empty((T + 1, N, H), dt)
+        c = np.empty((T + 1, N, H), dt)
+        h[0], c[0] = h0, c0
+        return cls(h, c, np.empty((T, N, 4 * H), dt), np.empty((T, N, 4 * H), dt),
+                   np.empty((T, N, H), dt))
+
+    def step(self, t: int) -> Step:
+        return Step(self.h[t], self.c[t], self.pre[t], self.act[t], self.c[t + 1],
+                    self.tanh_c[t], self.h[t + 1])
+
+    def gates(self) -> dict[str, np.ndarray]:
+        """Post-activation gate values, each (T, N, H)."""
+        return split_gates(self.act)
+
+    def pre_activations(self) -> dict[str, np.ndarray]:
+        return split_gates(self.pre)
+
+
+def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
+    """(…, 4H) → {"i", "f", "g", "o"}: views of each (…, H) block."""
+    H = block.shape[-1] // 4
+    return {name: block[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
+
+
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -> None:
+    """One step: reads s.h_prev, s.c_prev; writes s.pre, s.act, s.c, s.tanh_c, s.h.
+
+    xw: (N, 4H) = x_t W_ihᵀ + b_ih.   W_hhT: (H, 4H) = W_hhᵀ.   b_hh: (4H,).
+    """
+    H = s.h.shape[-1]
+    np.matmul(s.h_prev, W_hhT, out=s.pre)
+    np.add(s.pre, xw, out=s.pre)
+    np.add(s.pre, b_hh, out=s.pre)
+    sigmoid(s.pre, out=s.act)  # i, f, o; the g block is overwritten next
+    np.tanh(s.pre[:, 2 * H:3 * H], out=s.act[:, 2 * H:3 * H])
+    i, f, g, o = (s.act[:, k * H:(k + 1) * H] for k in range(4))
+    np.multiply(f, s.c_prev, out=s.c)  # c' = f ⊙ c + i ⊙ g
+    np.add(s.c, i * g, out=s.c)
+    np.tanh(s.c, out=s.tanh_c)
+    np.multiply(o, s.tanh_c, out=s.h)  # h' = o ⊙ tanh(c')
+
+
+def step_backward(
+    s: Step, dh: np.ndarray, dc_next: np.ndarray, W_hh: np.ndarray, da: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward through one step.
+
+    dh: (N, H) total ∂L/∂h_t.   dc_next: (N, H) ∂L/∂c_t arriving from step t+1.
+    Writes da (N, 4H) = ∂L/∂(pre-activations). Returns (dc, dh_prev, dc_prev) where
+    dc = ∂L/∂c_t total, dh_prev = ∂L/∂h_{t−1} and dc_prev = ∂L/∂c_{t−1} through this step.
+    """
+    H = dh.shape[-1]
+    i, f, g, o = (s.act[:, k * H:(k + 1) * H] for k in range(4))
+    dc = dc_next + dh * o * dtanh(s.tanh_c)  # h = o ⊙ tanh(c)
+    np.multiply(dc * g, dsigmoid(i), out=da[:, :H])  # ∂c/∂i = g
+    np.multiply(dc * s.c_prev, dsigmoid(f), out=da[:, H:2 * H])  # ∂c/∂f = c_{t−1}
+    np.multiply(dc * i, dtanh(g), out=da[:, 2 * H:3 * H])  # ∂c/∂g = i
+    np.multiply(dh * s.tanh_c, dsigmoid(o), out=da[:, 3 * H:])  # ∂h/∂o = tanh(c)
+    dh_prev = da @ W_hh
+    dc_prev = dc * f
+    return dc, dh_prev, dc_prev

@@ -1,0 +1,136 @@
+"""The sequence loop: a stack of layers forward through time, then backpropagation through time.
+
+Shapes: T steps, N sequences, D input size, H hidden size, L layers, G gate blocks.
+Layer k > 0 takes layer k−1's h_t as its input at the same step. Only the recurrence is
+a Python loop; the input projection of every step (X W_ihᵀ + b_ih) is one matrix product
+before it, and the parameter gradients (dAᵀX, dAᵀH) are matrix products after it.
+
+Truncated BPTT with window k: the state that enters step t is detached whenever t is a
+positive multiple of k — values carry on, gradients stop, in every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .cells import Cell
+
+StateDict = dict[str, np.ndarray]
+
+
+def param_names(layer: int) -> tuple[str, str, str, str]:
+    """PyTorch's state_dict names for one layer."""
+    return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}", f"bias_hh_l{layer}")
+
+
+@dataclass
+class LayerGrads:
+    """Gradients of one layer, time first.
+
+    h: (T, N, H) ∂L/∂h_t, total derivative (the loss, the layer above, and all later steps).
+    c: (T, N, H) ∂L/∂c_t, total (LSTM), else None.
+    pre: (T, N, G·H) ∂L/∂(pre-activation of each gate), PyTorch's gate order.
+    """
+
+    h: np.ndarray
+    c: np.ndarray | None
+    pre: np.ndarray
+
+
+@dataclass
+class Gradients:
+    """Everything BPTT produced.
+
+    layers: per layer. input: (T, N, D) ∂L/∂x_t. params: ∂L/∂ every state_dict tensor.
+    h0, c0: (L, N, H) ∂L/∂(initial states); c0 is None unless LSTM.
+    """
+
+    layers: list[LayerGrads]
+    input: np.ndarray
+    params: StateDict
+    h0: np.ndarray
+    c0: np.ndarray | None
+
+
+def forward(
+    cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None
+) -> list[Any]:
+    """Run every layer over the whole sequence.
+
+    X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
+    Returns one cell Trace per layer, bottom first.
+    """
+    T = X.shape[0]
+    traces = []
+    layer_input = X
+    for k in range(h0.shape[0]):
+        W_ih, W_hh, b_ih, b_hh = (params[name] for name in param_names(k))
+        xw = layer_input @ W_ih.T  # (T, N, G·H), every step's input projection at once
+        xw += b_ih
+        W_hhT = np.ascontiguousarray(W_hh.T)
+        trace = cell.Trace.empty(T, h0[k], None if c0 is None else c0[k])
+        for t in range(T):
+            cell.step_forward(xw[t], W_hhT, b_hh, trace.step(t))
+        traces.append(trace)
+        layer_input = trace.h[1:]
+    return traces
+
+
+def backward(
+    cell: Cell,
+    params: StateDict,
+    X: np.ndarray,
+    traces: list[Any],
+    dH_top: np.ndarray,
+    truncate: int | None = None,
+) -> Gradients:
+    """Backpropagation through time, from ∂L/∂h_t of the top layer (T, N, H).
+
+    truncate: window k, or None for full BPTT.
+    """
+    T, N, H = dH_top.shape
+    L = len(traces)
+    dt = dH_top.dtype
+    layers: list[LayerGrads] = [None] * L  # type: ignore[list-item]
+    grads: StateDict = {}
+    dh0 = np.zeros((L, N, H), dt)
+    dc0 = np.zeros((L, N, H), dt) if cell.has_cell_state else None
+    d_external = dH_top  # ∂L/∂h_t from outside the recurrence: the loss or the layer above
+    for k in reversed(range(L)):
+        trace = traces[k]
+        W_ih, W_hh, _, _ = (params[name] for name in param_names(k))
+        dA = np.empty((T, N, cell.blocks * H), dt)
+        dH = np.empty((T, N, H), dt)
+        dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
+        dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
+        dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
+        for t in reversed(range(T)):
+            dh = np.add(d_external[t], dh_carry, out=dH[t])
+            dc, dh_prev, dc_prev = cell.step_backward(trace.step(t), dh, dc_carry, W_hh, dA[t])
+            if dC is not None:
+                dC[t] = dc
+            if truncate is not None and t > 0 and t % truncate == 0:
+                dh_carry = np.zeros_like(dh_carry)  # the state entering t is detached
+                dc_carry = None if dc_carry is None else np.zeros_like(dc_carry)
+            else:
+                dh_carry, dc_carry = dh_prev, dc_prev
+        dh0[k] = dh_carry
+        if dc0 is not None:
+            dc0[k] = dc_carry
+
+        layer_input = X if k == 0 else traces[k - 1].h[1:]
+        dA_hh = cell.recurrent_grad(dA, trace)
+        flat = dA.reshape(T * N, -1)
+        flat_hh = dA_hh.reshape(T * N, -1)
+        n_ih, n_hh, n_bih, n_bhh = param_names(k)
+        grads[n_ih] = flat.T @ layer_input.reshape(T * N, -1)  # dW_ih = Σ_t dA_tᵀ x_t
+        grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # dW_hh = Σ_t dA_tᵀ h_{t−1}
+        grads[n_bih] = flat.sum(axis=0)
+        grads[n_bhh] = flat_hh.sum(axis=0)
+        d_external = dA @ W_ih  # ∂L/∂(this layer's input): the layer below's h, or x
+        layers[k] = LayerGrads(dH, dC, dA)
+    ordered = {name: grads[name] for k in range(L) for name in param_names(k)}
+    return Gradients(layers, d_external, ordered, dh0, dc0)

@@ -1,0 +1,28 @@
+"""Errors a request can meet after its schema validated, in pydantic's own form.
+
+A size that only the data reveals (a character outside the vocab, a tensor of the wrong
+shape, T·H·L over the limit) raises the same `pydantic.ValidationError` a schema check does,
+with `loc` naming the field, so every caller — Python, CLI, REST — sees one kind of error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+
+class ModelNotFoundError(LookupError):
+    """A model_id that names no stored or bundled model."""
+
+
+def invalid(loc: tuple[str | int, ...], message: str, value: Any = None,
+            kind: str = "invalid_request") -> ValidationError:
+    """A ValidationError for one field. `message` should name the limit or the fix."""
+    detail = InitErrorDetails(
+        type=PydanticCustomError(kind, "{message}", {"message": message}),
+        loc=loc,
+        input=value,
+    )
+    return ValidationError.from_exception_data("RunRequest", [detail])

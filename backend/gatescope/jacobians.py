@@ -1,0 +1,147 @@
+"""The one-step state Jacobian: ∂c_t/∂c_{t−1} in the lecture's four terms (LSTM), ∂h_t/∂h_{t−1}
+(GRU, RNN). Within a layer, the input from the layer below is held fixed.
+
+Every cell's Jacobian has the form
+
+    J_t = diag(p) + Σ_k diag(α_k) · W_k · diag(d)
+
+LSTM, with D_{t−1} = diag(o_{t−1} ⊙ (1 − tanh²(c_{t−1}))), i.e. d = ∂h_{t−1}/∂c_{t−1}:
+    direct    = diag(f_t)                                          p = f_t
+    forget    = diag(c_{t−1} ⊙ f_t ⊙ (1 − f_t)) · W_hf · D_{t−1}
+    input     = diag(g_t ⊙ i_t ⊙ (1 − i_t))     · W_hi · D_{t−1}
+    candidate = diag(i_t ⊙ (1 − g_t²))          · W_hg · D_{t−1}
+At t = 0, h_{−1} is an independent input, so d = 0 and the three terms through it vanish.
+
+GRU (d = 1), with hn = W_hn h_{t−1} + b_hn:
+    ∂h_t/∂h_{t−1} = diag(z) + diag((h_{t−1} − n) ⊙ z(1 − z)) W_hz
+                  + diag((1 − z)(1 − n²) ⊙ r) W_hn + diag((1 − z)(1 − n²) ⊙ hn ⊙ r(1 − r)) W_hr
+RNN (p = 0, d = 1):  ∂h_t/∂h_{t−1} = diag(φ'(a_t)) · W_hh — the fixed pattern of the lecture.
+
+Norms for every step come from batched products, never T matrices of H×H:
+    ‖diag(a)·W·diag(b)‖²_F = Σ_i a_i² Σ_j W_ij² b_j² = (a∘a)ᵀ (W∘W) (b∘b),
+and the total's square expands into the terms' products pairwise (W_k∘W_l).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations_with_replacement
+
+import numpy as np
+
+from .cells import Cell
+from .numerics import dsigmoid, dtanh
+
+
+@dataclass
+class Factors:
+    """J = diag(p) + Σ_k diag(alphas[k]) · Ws[k] · diag(d), for every step and sequence.
+
+    p, d: (T, N, H) or None (p = 0, d = 1). alphas[k]: (T, N, H). Ws[k]: (H, H).
+    """
+
+    p: np.ndarray | None
+    alphas: dict[str, np.ndarray]
+    Ws: dict[str, np.ndarray]
+    d: np.ndarray | None
+
+
+def factors(cell: Cell, trace, W_hh: np.ndarray) -> Factors:
+    """The Jacobian's factors of one layer, from its forward trace."""
+    H = W_hh.shape[1]
+    W = {name: W_hh[k * H:(k + 1) * H] for k, name in enumerate(cell.gates)}
+    if cell.name == "lstm":
+        gates = trace.gates()
+        i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
+        c_prev = trace.c[:-1]
+        d = np.zeros_like(c_prev)  # d_t = o_{t−1} ⊙ (1 − tanh²(c_{t−1})); 0 at t = 0
+        d[1:] = o[:-1] * dtanh(trace.tanh_c[:-1])
+        return Factors(
+            p=f,
+            alphas={
+                "forget": c_prev * dsigmoid(f),
+                "input": g * dsigmoid(i),
+                "candidate": i * dtanh(g),
+            },
+            Ws={"forget": W["f"], "input": W["i"], "candidate": W["g"]},
+            d=d,
+        )
+    if cell.name == "gru":
+        gates = trace.gates()
+        r, z, n = gates["r"], gates["z"], gates["n"]
+        through_n = (1.0 - z) * dtanh(n)
+        return Factors(
+            p=z,
+            alphas={
+                "z": (trace.h[:-1] - n) * dsigmoid(z),
+                "n": through_n * r,
+                "r": through_n * trace.hn * dsigmoid(r),
+            },
+            Ws={"z": W["z"], "n": W["n"], "r": W["r"]},
+            d=None,
+        )
+    relu = cell.name == "rnn_relu"
+    phi = (trace.pre > 0).astype(trace.pre.dtype) if relu else dtanh(trace.h[1:])
+    return Factors(p=None, alphas={"a": phi}, Ws={"a": W_hh}, d=None)
+
+
+def norms(cell: Cell, trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
+    """Frobenius norm of each term and of the total, per step: each (T, N).
+
+    LSTM: direct, forget, input, candidate, total. GRU, RNN: total.
+    """
+    fac = factors(cell, trace, W_hh)
+    names = list(fac.alphas)
+    d2 = None if fac.d is None else fac.d * fac.d
+    # Q[(k, l)][t, n, i] = Σ_j (W_k ∘ W_l)[i, j] d_j²  — one product for every pair at once.
+    pairs = list(combinations_with_replacement(range(len(names)), 2))
+    WW = [fac.Ws[names[a]] * fac.Ws[names[b]] for a, b in pairs]
+    if d2 is None:
+        Q = [ww.sum(axis=1) for ww in WW]
+    else:
+        H = W_hh.shape[1]
+        stacked = np.concatenate([ww.T for ww in WW], axis=1)  # (H, P·H)
+        prod = d2 @ stacked
+        Q = [prod[..., m * H:(m + 1) * H] for m in range(len(pairs))]
+    squares = {}
+    total2 = np.zeros(fac.alphas[names[0]].shape[:2], dtype=W_hh.dtype)  # (T, N)
+    for m, (a, b) in enumerate(pairs):
+        s = np.sum(fac.alphas[names[a]] * fac.alphas[names[b]] * Q[m], axis=-1)
+        if a == b:
+            squares[names[a]] = s
+            total2 += s
+        else:
+            total2 += 2.0 * s
+    if fac.p is not None:
+        total2 += np.sum(fac.p * fac.p, axis=-1)
+        # cross terms 2 Σ_i p_i α_k[i] W_k[i, i] d_i
+        cross = sum(fac.alphas[name] * np.diagonal(fac.Ws[name]) for name in names)
+        if fac.d is not None:
+            cross = cross * fac.d
+        total2 += 2.0 * np.sum(fac.p * cross, axis=-1)
+    out: dict[str, np.ndarray] = {}
+    if cell.name == "lstm":
+        out["direct"] = np.sqrt(np.sum(fac.p * fac.p, axis=-1))
+        for name in names:
+            out[name] = np.sqrt(squares[name])
+    out["total"] = np.sqrt(np.maximum(total2, 0.0))  # rounding can leave −ε
+    return out
+
+
+def matrices(cell: Cell, trace, W_hh: np.ndarray, step: int, seq: int = 0) -> dict:
+    """The full H×H matrices at one step of sequence `seq`.
+
+    Returns {"terms": {name: (H, H)}, "total": (H, H)}; terms are the LSTM's four, {} else.
+    Row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j].
+    """
+    fac = factors(cell, trace, W_hh)
+    H = W_hh.shape[1]
+    ones = np.ones(H, W_hh.dtype)
+    d = ones if fac.d is None else fac.d[step, seq]
+    terms = {}
+    if fac.p is not None:
+        terms["direct"] = np.diag(fac.p[step, seq])
+    for name, alpha in fac.alphas.items():
+        terms[name] = alpha[step, seq][:, None] * fac.Ws[name] * d[None, :]
+    total = sum(terms.values())
+    return {"terms": terms if cell.name == "lstm" else {}, "total": total}

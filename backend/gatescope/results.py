@@ -1,0 +1,131 @@
+"""What a run returns: the `/run` response's structure with NumPy arrays inside.
+
+`RunResult.to_json()` gives the plain JSON-ready response (finite numbers, null for
+overflow). Array shapes: T steps, H hidden, D input, L layers, for one sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .encoding import jsonable, walk_arrays
+
+
+@dataclass
+class LayerResult:
+    """One layer.
+
+    h, c: (T, H) states after each step (c: LSTM only, else None).
+    gates: post-activation values {"i", "f", "g", "o"} / {"r", "z", "n"} / {}, each (T, H).
+    pre: pre-activations, same names ({"a"} for an RNN), each (T, H).
+    grads: {"h": (T, H), "c": (T, H) LSTM only, "gates": {name: (T, H)} of ∂L/∂pre-activation,
+            "h_norm": (T,), "c_norm": (T,) LSTM only}.
+    jacobian: per-step Frobenius norms, (T,) each: LSTM direct, forget, input, candidate,
+              total; GRU and RNN total (∂h_t/∂h_{t−1}).
+    """
+
+    h: np.ndarray
+    c: np.ndarray | None
+    gates: dict[str, np.ndarray]
+    pre: dict[str, np.ndarray]
+    grads: dict[str, Any]
+    jacobian: dict[str, np.ndarray]
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"h": self.h}
+        if self.c is not None:
+            out["c"] = self.c
+        out.update(gates=self.gates, pre=self.pre, grads=self.grads, jacobian=self.jacobian)
+        return out
+
+
+@dataclass
+class RunResult:
+    """A forward pass and BPTT over one sequence. See ../shared/API.md for every field.
+
+    input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names.
+    initial_state_grad: {"h": (L, H), "c": (L, H) LSTM only}, ∂L/∂ the states entering step 0.
+    """
+
+    cell: str
+    dtype: str
+    steps: int
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    truncate: int | None
+    tokens: list[str] | None
+    vocab: str | None
+    loss: float
+    layers: list[LayerResult]
+    input_grad: np.ndarray
+    param_grads: dict[str, np.ndarray]
+    initial_state_grad: dict[str, np.ndarray]
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The response's structure with the arrays left as NumPy arrays."""
+        return {
+            "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
+            "input_size": self.input_size, "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers, "truncate": self.truncate,
+            "tokens": self.tokens, "vocab": self.vocab, "loss": self.loss,
+            "layers": [layer.as_dict() for layer in self.layers],
+            "input_grad": self.input_grad, "param_grads": self.param_grads,
+            "initial_state_grad": self.initial_state_grad, "warnings": self.warnings,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready data: lists of finite floats, null where a value overflowed."""
+        return jsonable(self.as_dict())
+
+
+@dataclass
+class JacobianResult:
+    """The one-step Jacobian at `step` of `layer`: terms (LSTM's four, else {}) and total,
+    each (H, H), row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j]."""
+
+    step: int
+    layer: int
+    terms: dict[str, np.ndarray]
+    total: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "layer": self.layer, "terms": self.terms, "total": self.total,
+                "warnings": self.warnings}
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(self.as_dict())
+
+
+def overflow_warnings(data: dict[str, Any]) -> list[str]:
+    """One message per array holding NaN or ±inf: where, and from which step on."""
+    messages = []
+    loss = data.get("loss")
+    if loss is not None and not np.isfinite(loss):
+        messages.append("loss overflowed; it is sent as null")
+    for path, a in walk_arrays(data):
+        bad = ~np.isfinite(a)
+        if not bad.any():
+            continue
+        where = _describe(path)
+        has_time = path.startswith("layers.") or path == "input_grad"
+        if has_time and a.ndim >= 1:
+            first = int(np.argmax(bad.reshape(a.shape[0], -1).any(axis=1)))
+            messages.append(f"{where} overflowed from step {first} on; "
+                            "those values are sent as null")
+        else:
+            messages.append(f"{where} overflowed; those values are sent as null")
+    return messages
+
+
+def _describe(path: str) -> str:
+    """'layers.0.grads.h' → 'layer 0, field grads.h'."""
+    parts = path.split(".")
+    if parts[0] == "layers":
+        return f"layer {parts[1]}, field {'.'.join(parts[2:])}"
+    return f"field {path}"

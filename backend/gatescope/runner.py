@@ -1,0 +1,273 @@
+"""One computation behind every door (Python, CLI, REST): request → weights and inputs →
+engine → diagnostics → RunResult.
+
+    request (validated) → prepare(): X (T, 1, D), state_dict, initial states, loss gradient
+                        → engine.forward / engine.backward → jacobians.norms → RunResult
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import engine, jacobians, losses
+from .cells import CELLS, Cell
+from .engine import StateDict, param_names
+from .errors import ModelNotFoundError, invalid
+from .inputs import default_vocab, encode_text, encode_values
+from .limits import Limits
+from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
+from .schemas import HiddenUnit, JacobianRequest, RunRequest
+from .weights import as_arrays, check_state_dict, infer_sizes, pytorch_init
+
+
+@dataclass
+class StoredModel:
+    """A model's weights as loaded from a store: cell name, state_dict, optional vocab."""
+
+    cell: str
+    tensors: StateDict
+    vocab: str | None = None
+
+
+class ModelSource(Protocol):
+    def load(self, model_id: str) -> StoredModel: ...
+
+
+@dataclass
+class Prepared:
+    """Everything a request resolves to before the engine runs; arrays in `dtype`.
+
+    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM).
+    """
+
+    request: RunRequest
+    cell: Cell
+    dtype: np.dtype
+    params: StateDict
+    X: np.ndarray
+    tokens: list[str] | None
+    vocab: str | None
+    h0: np.ndarray
+    c0: np.ndarray | None
+
+    @property
+    def sizes(self) -> tuple[int, int, int, int]:
+        """(T, D, H, L)."""
+        T, _, D = self.X.shape
+        L, _, H = self.h0.shape
+        return T, D, H, L
+
+
+def parse(request: RunRequest | Mapping[str, Any], model: type[RunRequest] = RunRequest
+          ) -> RunRequest:
+    """A request model from a dict (validated) or as given."""
+    return request if isinstance(request, model) else model.model_validate(request)
+
+
+def prepare(req: RunRequest, models: ModelSource | None = None,
+            limits: Limits | None = None) -> Prepared:
+    """Resolve weights and inputs, and check every limit and size the schema could not."""
+    limits = limits or Limits()
+    dtype = np.dtype(req.dtype)
+    explicit = req.model_fields_set
+    cell_name, tensors, model_vocab = req.cell, None, None
+    loc: tuple[str, ...] = ("weights", "tensors")
+
+    if req.weights.source == "model":
+        if models is None:
+            raise ModelNotFoundError(f"no model store is configured, so model_id "
+                                f"{req.weights.model_id!r} cannot be found")
+        stored = models.load(req.weights.model_id)
+        if "cell" in explicit and req.cell != stored.cell:
+            raise invalid(("cell",), f"model {req.weights.model_id} is a {stored.cell}, "
+                          f"not a {req.cell}; leave cell out or set it to {stored.cell!r}",
+                          req.cell)
+        cell_name, tensors, model_vocab = stored.cell, stored.tensors, stored.vocab
+        loc = ("weights", "model_id")
+    elif req.weights.source == "tensors":
+        tensors = as_arrays(req.weights.tensors, dtype, loc)
+    cell = CELLS[cell_name]
+
+    H, L = req.hidden_size, req.num_layers
+    if tensors is not None:
+        H, L = infer_sizes(tensors, loc)
+        for name, value in (("hidden_size", H), ("num_layers", L)):
+            if name in explicit and getattr(req, name) != value:
+                raise invalid((name,), f"{name} is {getattr(req, name)} but the weights have "
+                              f"{value}; leave {name} out to take it from the weights",
+                              getattr(req, name))
+
+    # the input
+    tokens = vocab = None
+    if req.input.text is not None:
+        vocab = req.input.vocab or model_vocab or default_vocab(req.input.text)
+        if len(vocab) > limits.max_input:
+            raise invalid(("input", "text"), f"the text has {len(vocab)} distinct characters, "
+                          f"over the limit of {limits.max_input} input units (D)", None)
+        X = encode_text(req.input.text, vocab, dtype)
+        tokens = list(req.input.text)
+    else:
+        X = encode_values(req.input.values, dtype)
+    T, D = X.shape
+    limits.check(T=T, D=D, H=H, L=L)
+
+    if tensors is None:
+        seed, forget_bias = req.weights.seed, req.weights.forget_bias
+        if forget_bias is not None and cell.name != "lstm":
+            raise invalid(("weights", "forget_bias"), f"forget_bias is for an LSTM; a "
+                          f"{cell.name} has no forget gate", forget_bias)
+        params = pytorch_init(cell, D, H, L, seed, forget_bias, dtype)
+    else:
+        D_weights = np.shape(tensors.get("weight_ih_l0", ((),)))[-1]
+        if D_weights != D:
+            what = (f"the vocab has {D} characters" if vocab is not None
+                    else f"each step has {D} numbers")
+            raise invalid(("input",), f"the weights take inputs of size {D_weights} "
+                          f"(weight_ih_l0 has {D_weights} columns) but {what}", None)
+        check_state_dict(cell, tensors, D, H, L, loc)
+        params = {name: np.asarray(tensors[name], dtype=dtype) for name in
+                  (n for k in range(L) for n in param_names(k))}
+
+    h0, c0 = _initial_state(req, cell, L, H, dtype)
+    _check_loss(req, T, H)
+    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0)
+
+
+def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(L, 1, H) arrays; zeros where not given."""
+    h0 = np.zeros((L, 1, H), dtype)
+    c0 = np.zeros((L, 1, H), dtype) if cell.has_cell_state else None
+    state = req.initial_state
+    if state is None:
+        return h0, c0
+    if state.c is not None and c0 is None:
+        raise invalid(("initial_state", "c"), f"a {cell.name} has no cell state c; give only h",
+                      None)
+    for name, rows, target in (("h", state.h, h0), ("c", state.c, c0)):
+        if rows is None:
+            continue
+        got = (len(rows), *{len(r) for r in rows})
+        if got != (L, H):
+            raise invalid(("initial_state", name), f"initial_state.{name} must be L×H = "
+                          f"{L}×{H} (one row of hidden_size numbers per layer), got "
+                          f"{len(rows)} rows of {'/'.join(map(str, got[1:]))}", None)
+        target[:, 0, :] = np.asarray(rows, dtype=dtype)
+    return h0, c0
+
+
+def _check_loss(req: RunRequest, T: int, H: int) -> None:
+    loss = req.loss
+    if isinstance(loss, HiddenUnit):
+        if loss.step is not None and loss.step >= T:
+            raise invalid(("loss", "step"), f"step {loss.step} is past the last step "
+                          f"({T - 1}) of this {T}-step sequence", loss.step)
+        if loss.unit >= H:
+            raise invalid(("loss", "unit"), f"unit {loss.unit} is past the last hidden unit "
+                          f"({H - 1}) of hidden_size {H}", loss.unit)
+    elif loss.type == "mse":
+        shape = (len(loss.targets), *{len(r) for r in loss.targets})
+        if shape != (T, H):
+            raise invalid(("loss", "targets"), f"targets must be T×H = {T}×{H} (one "
+                          f"hidden_size vector per step), got {shape[0]} rows of "
+                          f"{'/'.join(map(str, shape[1:]))}", None)
+
+
+def _loss(req: RunRequest, h: np.ndarray) -> tuple[float, np.ndarray]:
+    """L and ∂L/∂h_t from the top layer's states h: (T, N, H)."""
+    loss = req.loss
+    if loss.type == "last_hidden_sum":
+        return losses.last_hidden_sum(h)
+    if loss.type == "hidden_unit":
+        step = h.shape[0] - 1 if loss.step is None else loss.step
+        return losses.hidden_unit(h, step, loss.unit)
+    if loss.type == "all_hidden_sum":
+        return losses.all_hidden_sum(h)
+    return losses.mse(h, np.asarray(loss.targets, dtype=h.dtype))
+
+
+def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
+        limits: Limits | None = None) -> RunResult:
+    """Forward pass and backpropagation through time for one `/run` request.
+
+    `request` is a dict in the contract's shape (../shared/API.md) or a RunRequest.
+    Raises pydantic.ValidationError naming the field for any bad input, ModelNotFoundError for
+    an unknown model_id.
+    """
+    p = prepare(parse(request), models, limits)
+    T, D, H, L = p.sizes
+    with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
+        loss, dH = _loss(p.request, traces[-1].h[1:])
+        grads = engine.backward(p.cell, p.params, p.X, traces, dH, p.request.truncate)
+        layers = [_layer_result(p.cell, trace, g, p.params[param_names(k)[1]])
+                  for k, (trace, g) in enumerate(zip(traces, grads.layers, strict=True))]
+    state_grad = {"h": grads.h0[:, 0]}
+    if grads.c0 is not None:
+        state_grad["c"] = grads.c0[:, 0]
+    result = RunResult(
+        cell=p.cell.name, dtype=p.request.dtype, steps=T, input_size=D, hidden_size=H,
+        num_layers=L, truncate=p.request.truncate, tokens=p.tokens, vocab=p.vocab, loss=loss,
+        layers=layers, input_grad=grads.input[:, 0], param_grads=grads.params,
+        initial_state_grad=state_grad,
+    )
+    result.warnings = overflow_warnings(result.as_dict())
+    return result
+
+
+def _layer_result(cell: Cell, trace: Any, g: engine.LayerGrads, W_hh: np.ndarray
+                  ) -> LayerResult:
+    """Squeeze the single sequence (N = 1) out of a layer's trace and gradients."""
+    first = 0  # the sequence shown
+    grad_gates = {name: a[:, first] for name, a in cell.split(g.pre).items()}
+    grads: dict[str, Any] = {"h": g.h[:, first]}
+    if g.c is not None:
+        grads["c"] = g.c[:, first]
+    grads["gates"] = grad_gates
+    grads["h_norm"] = np.linalg.norm(g.h[:, first], axis=-1)
+    if g.c is not None:
+        grads["c_norm"] = np.linalg.norm(g.c[:, first], axis=-1)
+    norms = jacobians.norms(cell, trace, W_hh)
+    return LayerResult(
+        h=trace.h[1:, first],
+        c=None if trace.c is None else trace.c[1:, first],
+        gates={name: a[:, first] for name, a in trace.gates().items()},
+        pre={name: a[:, first] for name, a in trace.pre_activations().items()},
+        grads=grads,
+        jacobian={name: a[:, first] for name, a in norms.items()},
+    )
+
+
+def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = None,
+             layer: int | None = None, *, models: ModelSource | None = None,
+             limits: Limits | None = None) -> JacobianResult:
+    """The full H×H one-step Jacobian (and the LSTM's four terms) at one step and layer.
+
+    `step` and `layer` override the request's own fields when given.
+    """
+    raw = dict(request) if isinstance(request, Mapping) else request.model_dump(
+        exclude_unset=True)
+    if step is not None:
+        raw["step"] = step
+    if layer is not None:
+        raw["layer"] = layer
+    req = JacobianRequest.model_validate(raw)
+    p = prepare(req, models, limits)
+    T, _, _, L = p.sizes
+    if req.step >= T:
+        raise invalid(("step",), f"step {req.step} is past the last step ({T - 1}) of this "
+                      f"{T}-step sequence", req.step)
+    if req.layer >= L:
+        raise invalid(("layer",), f"layer {req.layer} does not exist: this model has {L} "
+                      f"layer(s), numbered from 0", req.layer)
+    with np.errstate(all="ignore"):
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
+        W_hh = p.params[param_names(req.layer)[1]]
+        mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
+    result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])
+    result.warnings = overflow_warnings({"terms": result.terms, "total": result.total})
+    return result

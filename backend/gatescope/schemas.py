@@ -1,0 +1,190 @@
+"""The request models of the contract (../shared/API.md), with every limit a field constraint.
+
+Limits that depend on more than one field or on the data (T·H·L, a step inside T, a
+tensor's shape) are checked by `gatescope.runner` with messages that name the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from .limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS
+
+CellName = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
+DType = Literal["float64", "float32"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors (a typo never passes silently); NaN and ±Infinity too."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]
+Matrix = Annotated[list[Row], Field(min_length=1)]
+
+
+# ── input ────────────────────────────────────────────────────────────────────────────
+
+def _rows(v: Any) -> Any:
+    """T numbers mean T steps of one input each: [v0, v1] → [[v0], [v1]]."""
+    if isinstance(v, list):
+        return [x if isinstance(x, list) else [x] for x in v]
+    return v
+
+
+Values = Annotated[
+    list[Row],
+    Field(min_length=1, max_length=MAX_STEPS),
+    BeforeValidator(_rows),
+    WithJsonSchema({
+        "description": "T×D numbers (T ≤ 4096, D ≤ 1024), or T numbers for D = 1.",
+        "anyOf": [
+            {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": {"type": "number"}},
+            {"type": "array", "minItems": 1, "maxItems": MAX_STEPS,
+             "items": {"type": "array", "minItems": 1, "maxItems": MAX_INPUT,
+                       "items": {"type": "number"}}},
+        ],
+    }),
+]
+
+
+class Input(Strict):
+    """The sequence: `text` (one token per Unicode code point, one-hot over `vocab`) or
+    `values` (T×D numbers, or T numbers)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "hello world"}, {"text": "abba", "vocab": "ab"}, {"values": [0.5, -1.0, 2.0]}]})
+
+    text: str | None = Field(None, min_length=1, max_length=MAX_STEPS,
+                             description="T ≤ 4096 characters.")
+    vocab: str | None = Field(
+        None, min_length=1, max_length=MAX_INPUT,
+        description="Distinct characters, one input unit each (D ≤ 1024). Default: the "
+        "sorted distinct characters of the text, or the loaded model's vocab.")
+    values: Values | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Input:
+        if (self.text is None) == (self.values is None):
+            raise ValueError("give either text or values (exactly one of them)")
+        if self.vocab is not None and self.text is None:
+            raise ValueError("vocab goes with text input, not with values")
+        return self
+
+
+# ── weights ──────────────────────────────────────────────────────────────────────────
+
+class Weights(Strict):
+    """Where the weights come from: PyTorch's default init with a seed (the default), a
+    stored model (`model_id`), or every state_dict tensor given inline (`tensors`)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"init": "pytorch", "seed": 0, "forget_bias": 1.0}, {"model_id": "3f2a9c0d1e4b5a69"}]})
+
+    init: Literal["pytorch"] = Field(
+        "pytorch", description="Every tensor from U(−1/√H, 1/√H), drawn with `seed`.")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    forget_bias: float | None = Field(
+        None, ge=-1e3, le=1e3,
+        description="LSTM only: added to both forget-gate bias blocks (b_if and b_hf).")
+    model_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                                 description="A model from the store or a bundled preset.")
+    tensors: dict[str, Row | Matrix] | None = Field(
+        None, max_length=4 * MAX_LAYERS,
+        description="weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H), "
+        "bias_hh_l{k} (G·H) for every layer k, and nothing else.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Weights:
+        if self.model_id is not None and self.tensors is not None:
+            raise ValueError("give model_id or tensors, not both")
+        given = self.model_fields_set & {"init", "seed", "forget_bias"}
+        if given and (self.model_id is not None or self.tensors is not None):
+            raise ValueError(f"{', '.join(sorted(given))} only apply to random init, "
+                             "not to given weights")
+        return self
+
+    @property
+    def source(self) -> Literal["init", "model", "tensors"]:
+        if self.model_id is not None:
+            return "model"
+        return "tensors" if self.tensors is not None else "init"
+
+
+# ── losses ───────────────────────────────────────────────────────────────────────────
+
+class LastHiddenSum(Strict):
+    """L = Σ_j h_{T−1}[j]."""
+
+    type: Literal["last_hidden_sum"] = "last_hidden_sum"
+
+
+class HiddenUnit(Strict):
+    """L = h_step[unit]; step defaults to T−1."""
+
+    type: Literal["hidden_unit"]
+    step: int | None = Field(None, ge=0, lt=MAX_STEPS)
+    unit: int = Field(0, ge=0, lt=MAX_HIDDEN)
+
+
+class AllHiddenSum(Strict):
+    """L = Σ_t Σ_j h_t[j]."""
+
+    type: Literal["all_hidden_sum"]
+
+
+class MSE(Strict):
+    """L = ½ Σ_t ‖h_t − y_t‖²."""
+
+    type: Literal["mse"]
+    targets: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
+                       Field(min_length=1, max_length=MAX_STEPS)] = Field(
+        description="T×H, one target vector per step.")
+
+
+Loss = Annotated[LastHiddenSum | HiddenUnit | AllHiddenSum | MSE, Field(discriminator="type")]
+
+
+# ── the request ──────────────────────────────────────────────────────────────────────
+
+class InitialState(Strict):
+    """States entering step 0, one row per layer; zeros where left out."""
+
+    h: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
+                 Field(min_length=1, max_length=MAX_LAYERS)] | None = None
+    c: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
+                 Field(min_length=1, max_length=MAX_LAYERS)] | None = Field(
+        None, description="LSTM only.")
+
+
+class RunRequest(Strict):
+    """`POST /api/v1/run`: a forward pass and backpropagation through time."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"cell": "lstm", "hidden_size": 16, "input": {"text": "hello world"}},
+        {"cell": "gru", "hidden_size": 8, "num_layers": 2,
+         "input": {"values": [[0.5, -1.0], [0.25, 0.0], [1.0, 2.0]]},
+         "weights": {"init": "pytorch", "seed": 7},
+         "loss": {"type": "hidden_unit", "step": 1, "unit": 3}, "truncate": 2},
+    ]})
+
+    cell: CellName = "lstm"
+    hidden_size: int = Field(16, ge=1, le=MAX_HIDDEN, description="H ≤ 1024.")
+    num_layers: int = Field(1, ge=1, le=MAX_LAYERS, description="L ≤ 4.")
+    input: Input
+    weights: Weights = Field(default_factory=Weights)
+    initial_state: InitialState | None = None
+    loss: Loss = Field(default_factory=LastHiddenSum)
+    truncate: int | None = Field(None, ge=1, le=MAX_STEPS,
+                                 description="Truncated BPTT window k ≥ 1; null for full BPTT.")
+    dtype: DType = "float64"
+
+
+class JacobianRequest(RunRequest):
+    """`POST /api/v1/jacobian`: a run request plus the step and layer to expand."""
+
+    step: int = Field(ge=0, lt=MAX_STEPS)
+    layer: int = Field(0, ge=0, lt=MAX_LAYERS)

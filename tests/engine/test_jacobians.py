@@ -1,0 +1,91 @@
+"""The one-step Jacobian: the four terms sum to the total, the total matches finite
+differences of the cell's own step, and the batched per-step norms equal the Frobenius
+norms of the explicit matrices at every step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gatescope import engine, jacobians
+from gatescope.cells import CELLS
+from gatescope.engine import param_names
+from gatescope.weights import pytorch_init
+
+T, D, H = 6, 3, 5
+EPS = 1e-6
+
+
+def setup(cell_name: str, L: int = 2, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    cell = CELLS[cell_name]
+    params = {k: 2.0 * v for k, v in
+              pytorch_init(cell, D, H, L, seed, None, np.float64).items()}
+    X = rng.normal(size=(T, 1, D))
+    h0 = rng.normal(scale=0.5, size=(L, 1, H))
+    c0 = rng.normal(scale=0.5, size=(L, 1, H)) if cell.has_cell_state else None
+    return cell, params, X, engine.forward(cell, params, X, h0, c0)
+
+
+def next_state(cell, params, traces, X, k: int, t: int, state_prev: np.ndarray) -> np.ndarray:
+    """state_t of layer k as a function of state_{t−1} (c for an LSTM, h otherwise), with the
+    layer's input at step t held fixed. For the LSTM, h_{t−1} = o_{t−1} ⊙ tanh(c_{t−1})."""
+    W_ih, W_hh, b_ih, b_hh = (params[n] for n in param_names(k))
+    x = X[t] if k == 0 else traces[k - 1].h[t + 1]
+    tr = traces[k]
+    if cell.has_cell_state:
+        c_prev = state_prev
+        # at t = 0, h_{−1} is an independent input: it does not follow c_{−1}
+        h_prev = tr.h[0] if t == 0 else tr.gates()["o"][t - 1] * np.tanh(c_prev)
+        s = cell.Trace.empty(1, h_prev, c_prev).step(0)
+    else:
+        s = cell.Trace.empty(1, state_prev, None).step(0)
+    cell.step_forward(x @ W_ih.T + b_ih, np.ascontiguousarray(W_hh.T), b_hh, s)
+    return s.c.copy() if cell.has_cell_state else s.h.copy()
+
+
+@pytest.mark.parametrize("cell_name", list(CELLS))
+@pytest.mark.parametrize("k", [0, 1])
+def test_total_matches_finite_differences_and_terms_sum(cell_name, k):
+    cell, params, X, traces = setup(cell_name)
+    tr = traces[k]
+    W_hh = params[param_names(k)[1]]
+    for t in range(T):
+        mats = jacobians.matrices(cell, tr, W_hh, t)
+        prev = (tr.c if cell.has_cell_state else tr.h)[t].copy()  # (1, H)
+        numeric = np.zeros((H, H))
+        for j in range(H):
+            up, down = prev.copy(), prev.copy()
+            up[0, j] += EPS
+            down[0, j] -= EPS
+            numeric[:, j] = (next_state(cell, params, traces, X, k, t, up)
+                             - next_state(cell, params, traces, X, k, t, down))[0] / (2 * EPS)
+        err = np.abs(mats["total"] - numeric).max() / np.abs(numeric).max()
+        assert err < 1e-6, f"step {t}: relative error {err:.2e}"
+        if cell.name == "lstm":
+            assert set(mats["terms"]) == {"direct", "forget", "input", "candidate"}
+            np.testing.assert_allclose(sum(mats["terms"].values()), mats["total"],
+                                       rtol=0, atol=1e-15)
+            np.testing.assert_array_equal(mats["terms"]["direct"],
+                                          np.diag(tr.gates()["f"][t, 0]))
+            if t == 0:
+                for name in ("forget", "input", "candidate"):
+                    assert not mats["terms"][name].any()
+        else:
+            assert mats["terms"] == {}
+
+
+@pytest.mark.parametrize("cell_name", list(CELLS))
+def test_batched_norms_equal_norms_of_the_matrices(cell_name):
+    cell, params, _, traces = setup(cell_name, L=1, seed=4)
+    W_hh = params["weight_hh_l0"]
+    norms = jacobians.norms(cell, traces[0], W_hh)
+    expected_keys = {"direct", "forget", "input", "candidate", "total"} if cell.name == "lstm" \
+        else {"total"}
+    assert set(norms) == expected_keys
+    for t in range(T):
+        mats = jacobians.matrices(cell, traces[0], W_hh, t)
+        named = {**mats["terms"], "total": mats["total"]}
+        for name, value in norms.items():
+            np.testing.assert_allclose(value[t, 0], np.linalg.norm(named[name]), rtol=1e-12,
+                                       err_msg=f"{name} at step {t}")

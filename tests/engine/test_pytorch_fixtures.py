@@ -1,0 +1,227 @@
+"""The engine against golden values from PyTorch (tests/fixtures/generate.py, run by hand).
+
+Every case of tests/fixtures/pytorch_cases.json is a `/run` request (weights inline);
+tests/fixtures/pytorch_cases.npz holds, keyed "<case>/<response path>", what
+torch.nn.LSTM/GRU/RNN and autograd give for it in float64. Each stored array must match
+the engine's array at the same path to a relative error
+max|a − b| / max(max|b|, 1e-300) < 1e-9, and every entry PyTorch gives as exactly zero
+(truncated gradients, a dead ReLU unit, the Jacobian terms at t = 0) must be zero here too.
+No torch needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gatescope
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+RTOL = 1e-9
+TINY = 1e-300
+
+DOCUMENT = json.loads((FIXTURES / "pytorch_cases.json").read_text(encoding="utf-8"))
+CASES = {case["name"]: case for case in DOCUMENT["cases"]}
+
+
+def _load_expected() -> dict[str, dict[str, np.ndarray]]:
+    """{case name: {response path: array}} from the npz."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(FIXTURES / "pytorch_cases.npz", allow_pickle=False) as npz:
+        for key in npz.files:
+            case, path = key.split("/", 1)
+            out.setdefault(case, {})[path] = npz[key]
+    return out
+
+
+EXPECTED = _load_expected()
+
+
+def walk(obj: Any, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    """Every array (and number) in a nested dict/list, with its dotted path."""
+    if isinstance(obj, np.ndarray | float | np.floating):
+        yield path, np.asarray(obj)
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from walk(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(obj, list | tuple):
+        for k, value in enumerate(obj):
+            yield from walk(value, f"{path}.{k}" if path else str(k))
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
+    return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
+
+
+def engine_arrays(case: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The engine's response for a case, as {path: array}; jacobian paths under "jacobian."."""
+    result = gatescope.run(case["request"])
+    arrays = dict(walk(result.as_dict()))
+    if "step" in case:
+        jac = gatescope.jacobian(case["request"], step=case["step"], layer=case["layer"])
+        assert (jac.step, jac.layer) == (case["step"], case["layer"])
+        if case["request"]["cell"] != "lstm":
+            assert jac.terms == {}, "only the LSTM's Jacobian has terms"
+        for path, a in walk({"terms": jac.terms, "total": jac.total}):
+            arrays[f"jacobian.{path}"] = a
+    return arrays
+
+
+def mismatches(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> list[str]:
+    """One line per stored array the engine gets wrong (shape, value, or a lost zero)."""
+    problems = []
+    for path, want in sorted(expected.items()):
+        got = np.asarray(actual[path], dtype=np.float64)
+        if got.shape != want.shape:
+            problems.append(f"{path}: shape {got.shape}, PyTorch {want.shape}")
+            continue
+        if not np.all(np.isfinite(got)):
+            problems.append(f"{path}: non-finite values")
+            continue
+        err = relative_error(got, want)
+        if err >= RTOL:
+            where = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)),
+                                                           want.shape))
+            problems.append(f"{path}: relative error {err:.3g} (worst at {where}: engine "
+                            f"{float(got[where])!r}, PyTorch {float(want[where])!r})")
+        zeros = want == 0.0
+        if zeros.any() and np.max(np.abs(got[zeros])) > TINY:
+            where = tuple(int(i) for i in np.argwhere(zeros & (np.abs(got) > TINY))[0])
+            problems.append(f"{path}: PyTorch is exactly 0 at {where} (and "
+                            f"{int(zeros.sum())} entries in all) but the engine gives "
+                            f"{float(got[where])!r}")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_engine_matches_pytorch(name: str) -> None:
+    case, expected = CASES[name], EXPECTED[name]
+    actual = engine_arrays(case)
+    missing = sorted(set(expected) - set(actual))
+    assert not missing, f"the engine's response lacks fields the fixture checks: {missing}"
+    problems = mismatches(actual, expected)
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+# ── the fixture itself: it must keep covering every feature ─────────────────────────
+
+GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn_tanh": ("a",),
+         "rnn_relu": ("a",)}
+CELLS = tuple(GATES)
+
+
+def required_paths(case: dict[str, Any]) -> set[str]:
+    """Every response array a case must store (for its cell and layers)."""
+    req = case["request"]
+    cell, L = req["cell"], req["num_layers"]
+    lstm = cell == "lstm"
+    paths = {"loss", "input_grad", "initial_state_grad.h"}
+    if lstm:
+        paths.add("initial_state_grad.c")
+    for k in range(L):
+        paths |= {f"param_grads.{n}_l{k}" for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                    "bias_hh")}
+        p = f"layers.{k}."
+        paths |= {p + "h", p + "grads.h", p + "grads.h_norm", p + "jacobian.total"}
+        paths |= {p + f"pre.{g}" for g in GATES[cell]}
+        paths |= {p + f"grads.gates.{g}" for g in GATES[cell]}
+        if cell in ("lstm", "gru"):
+            paths |= {p + f"gates.{g}" for g in GATES[cell]}
+        if lstm:
+            paths |= {p + "c", p + "grads.c", p + "grads.c_norm"}
+            paths |= {p + f"jacobian.{t}" for t in ("direct", "forget", "input", "candidate")}
+    if "step" in case:
+        paths.add("jacobian.total")
+        if lstm:
+            paths |= {f"jacobian.terms.{t}" for t in ("direct", "forget", "input",
+                                                      "candidate")}
+    return paths
+
+
+def steps(case: dict[str, Any]) -> int:
+    inp = case["request"]["input"]
+    return len(inp["text"]) if "text" in inp else len(inp["values"])
+
+
+def features(case: dict[str, Any]) -> set[str]:
+    """The features one case exercises, as labels."""
+    req = case["request"]
+    T, L = steps(case), req["num_layers"]
+    out = {f"layers={L}"}
+    inp = req["input"]
+    if "text" in inp:
+        out.add("input=text")
+    elif isinstance(inp["values"][0], list):
+        out.add("input=values")
+    else:
+        out.add("input=scalars")
+    loss = req.get("loss", {"type": "last_hidden_sum"})
+    out.add(f"loss={loss['type']}")
+    if loss["type"] == "hidden_unit":
+        out.add("loss=hidden_unit+step" if "step" in loss else "loss=hidden_unit-step")
+    k = req.get("truncate")
+    if k is not None:
+        out.add("truncate=1" if k == 1 else "truncate>=T" if k >= T else "truncate=mid")
+        if k == 3:
+            out.add("truncate=3")
+        if L > 1 and k < T:
+            out.add("truncate+multilayer")
+    state = req.get("initial_state") or {}
+    out |= {f"initial_state.{s}" for s in state}
+    biases = [np.asarray(v) for name, v in req["weights"]["tensors"].items()
+              if name.startswith("bias")]
+    if max(float(np.max(np.abs(b))) for b in biases) > 2.0:
+        out.add("large_bias")
+    if "step" in case:
+        out.add("jacobian")
+        if case["layer"] > 0:
+            out.add("jacobian+upper_layer")
+    return out
+
+
+def test_fixture_covers_every_feature() -> None:
+    assert set(CASES) == set(EXPECTED), "json and npz list different cases"
+    for name, case in CASES.items():
+        assert "/" not in name and "." not in name, name
+        assert case["request"]["weights"].keys() == {"tensors"}
+        missing = required_paths(case) - set(EXPECTED[name])
+        assert not missing, f"{name}: the fixture lacks {sorted(missing)}"
+        assert EXPECTED[name]["input_grad"].any(), f"{name}: all gradients vanish"
+
+    by_cell: dict[str, set[str]] = {cell: set() for cell in CELLS}
+    for case in CASES.values():
+        by_cell[case["request"]["cell"]] |= features(case)
+    # every cell with 1, 2 and 3 layers
+    for cell, feats in by_cell.items():
+        assert {"layers=1", "layers=2", "layers=3"} <= feats, f"{cell}: {sorted(feats)}"
+    # every other feature in at least two cells
+    wanted = ["input=text", "input=values", "input=scalars", "loss=last_hidden_sum",
+              "loss=hidden_unit+step", "loss=hidden_unit-step", "loss=all_hidden_sum",
+              "loss=mse", "truncate=1", "truncate=3", "truncate>=T", "truncate+multilayer",
+              "initial_state.h", "large_bias", "jacobian"]
+    for feature in wanted:
+        cells = [cell for cell, feats in by_cell.items() if feature in feats]
+        assert len(cells) >= 2, f"{feature} is covered by {cells} only"
+    assert "initial_state.c" in by_cell["lstm"]
+    # full Jacobian matrices for the LSTM, GRU and a plain RNN, one of them an upper layer
+    assert {"lstm", "gru", "rnn_tanh"} <= {c["request"]["cell"] for c in CASES.values()
+                                           if "step" in c}
+    assert any("jacobian+upper_layer" in features(c) for c in CASES.values())
+    # ReLU RNNs see negative pre-activations (dead units: exact zeros in the gradients)
+    for name, case in CASES.items():
+        if case["request"]["cell"] == "rnn_relu":
+            for k in range(case["request"]["num_layers"]):
+                pre = EXPECTED[name][f"layers.{k}.pre.a"]
+                assert (pre < 0).any() and (pre > 0).any(), f"{name} layer {k}"
+    # truncation leaves exact zeros somewhere, so the exact-zero check is exercised
+    assert any(
+        not EXPECTED[name]["layers.0.grads.h"].any(axis=1).all()
+        for name, case in CASES.items()
+        if case["request"].get("truncate", 10**9) < steps(case)
+    )

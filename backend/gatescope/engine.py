@@ -71,7 +71,7 @@ def forward(
         xw = layer_input @ W_ih.T  # (T, N, G·H), every step's input projection at once
         xw += b_ih
         W_hhT = np.ascontiguousarray(W_hh.T)
-        trace = cell.Trace.empty(T, h0[k], None if c0 is None else c0[k])
+        trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
         for t in range(T):
             cell.step_forward(xw[t], W_hhT, b_hh, trace.step(t))
         traces.append(trace)
@@ -105,11 +105,14 @@ def backward(
         dA = np.empty((T, N, cell.blocks * H), dt)
         dH = np.empty((T, N, H), dt)
         dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
+        local = trace.local  # every step's local derivatives, in a few array operations
         dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
         dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
         for t in reversed(range(T)):
             dh = np.add(d_external[t], dh_carry, out=dH[t])
-            dc, dh_prev, dc_prev = cell.step_backward(trace.step(t), dh, dc_carry, W_hh, dA[t])
+            local_t = type(local)(*(a[t] for a in local))
+            dc, dh_prev, dc_prev = cell.step_backward(trace.step(t), local_t, dh, dc_carry,
+                                                      W_hh, dA[t])
             if dC is not None:
                 dC[t] = dc
             if truncate is not None and t > 0 and t % truncate == 0:

@@ -30,7 +30,6 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from .cells import Cell
-from .numerics import dsigmoid, dtanh
 
 
 @dataclass
@@ -47,42 +46,33 @@ class Factors:
 
 
 def factors(cell: Cell, trace, W_hh: np.ndarray) -> Factors:
-    """The Jacobian's factors of one layer, from its forward trace."""
+    """The Jacobian's factors of one layer, from its forward trace's local derivatives."""
     H = W_hh.shape[1]
     W = {name: W_hh[k * H:(k + 1) * H] for k, name in enumerate(cell.gates)}
+    local = trace.local
     if cell.name == "lstm":
-        gates = trace.gates()
-        i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
-        c_prev = trace.c[:-1]
-        d = np.zeros_like(c_prev)  # d_t = o_{t−1} ⊙ (1 − tanh²(c_{t−1})); 0 at t = 0
-        d[1:] = o[:-1] * dtanh(trace.tanh_c[:-1])
+        d = np.zeros_like(local.dh_dc)  # d_t = ∂h_{t−1}/∂c_{t−1}; 0 at t = 0
+        d[1:] = local.dh_dc[:-1]
+        di, df, dg = (local.dc_dpre[..., k, :] for k in range(3))  # ∂c_t/∂ pre of i, f, g
         return Factors(
-            p=f,
-            alphas={
-                "forget": c_prev * dsigmoid(f),
-                "input": g * dsigmoid(i),
-                "candidate": i * dtanh(g),
-            },
+            p=trace.gates()["f"],
+            alphas={"forget": df, "input": di, "candidate": dg},
             Ws={"forget": W["f"], "input": W["i"], "candidate": W["g"]},
             d=d,
         )
     if cell.name == "gru":
-        gates = trace.gates()
-        r, z, n = gates["r"], gates["z"], gates["n"]
-        through_n = (1.0 - z) * dtanh(n)
+        r = trace.gates()["r"]
         return Factors(
-            p=z,
+            p=trace.gates()["z"],
             alphas={
-                "z": (trace.h[:-1] - n) * dsigmoid(z),
-                "n": through_n * r,
-                "r": through_n * trace.hn * dsigmoid(r),
+                "z": local.dh_dpre_z,
+                "n": local.dh_dpre_n * r,
+                "r": local.dh_dpre_n * local.dpre_n_dpre_r,
             },
             Ws={"z": W["z"], "n": W["n"], "r": W["r"]},
             d=None,
         )
-    relu = cell.name == "rnn_relu"
-    phi = (trace.pre > 0).astype(trace.pre.dtype) if relu else dtanh(trace.h[1:])
-    return Factors(p=None, alphas={"a": phi}, Ws={"a": W_hh}, d=None)
+    return Factors(p=None, alphas={"a": local.dh_da}, Ws={"a": W_hh}, d=None)
 
 
 def norms(cell: Cell, trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:

@@ -37,9 +37,9 @@ def next_state(cell, params, traces, X, k: int, t: int, state_prev: np.ndarray) 
         c_prev = state_prev
         # at t = 0, h_{−1} is an independent input: it does not follow c_{−1}
         h_prev = tr.h[0] if t == 0 else tr.gates()["o"][t - 1] * np.tanh(c_prev)
-        s = cell.Trace.empty(1, h_prev, c_prev).step(0)
+        s = cell.new_trace(1, h_prev, c_prev).step(0)
     else:
-        s = cell.Trace.empty(1, state_prev, None).step(0)
+        s = cell.new_trace(1, state_prev, None).step(0)
     cell.step_forward(x @ W_ih.T + b_ih, np.ascontiguousarray(W_hh.T), b_hh, s)
     return s.c.copy() if cell.has_cell_state else s.h.copy()
 

@@ -26,36 +26,32 @@ class Cell:
     """One cell type: its gates in PyTorch's order and its step functions.
 
     blocks: G, the number of H-row blocks stacked in weight_ih/weight_hh (4, 3 or 1).
+    new_trace(T, h0, c0): empty buffers for T steps of one layer, holding the initial state.
+    step_forward(xw_t, W_hhT, b_hh, step) and step_backward(step, local_t, dh, dc_next, W_hh,
+        da_t): one step each way; see the cell modules.
     split: (…, G·H) → {gate name: (…, H)} views ({"a": …} for the RNN's pre-activation).
     recurrent_grad: ∂L/∂(W_hh h + b_hh) from ∂L/∂(pre-activations); they differ only in
-    the GRU, whose n gate sees W_hn h + b_hn through r.
+        the GRU, whose n gate sees W_hn h + b_hn through r.
     """
 
     name: str
     gates: tuple[str, ...]
     blocks: int
     has_cell_state: bool
-    Trace: Any
+    new_trace: Callable[..., Any]
     step_forward: Callable[..., None]
     step_backward: Callable[..., tuple]
     split: Callable[[np.ndarray], dict[str, np.ndarray]]
     recurrent_grad: Callable[[np.ndarray, Any], np.ndarray] = _same
 
-    @property
-    def sigmoid_gates(self) -> tuple[str, ...]:
-        """Gates whose values lie in (0, 1); the others are tanh (−1, 1)."""
-        return tuple(g for g in self.gates if g not in ("g", "n"))
-
 
 CELLS: dict[str, Cell] = {
-    "lstm": Cell("lstm", lstm.GATES, 4, True, lstm.Trace, lstm.step_forward, lstm.step_backward,
-                 lstm.split_gates),
-    "gru": Cell("gru", gru.GATES, 3, False, gru.Trace, gru.step_forward, gru.step_backward,
-                gru.split_gates, gru.recurrent_grad),
-    "rnn_tanh": Cell("rnn_tanh", (), 1, False, rnn.Trace,
-                     partial(rnn.step_forward, relu=False), partial(rnn.step_backward, relu=False),
-                     rnn.split),
-    "rnn_relu": Cell("rnn_relu", (), 1, False, rnn.Trace,
-                     partial(rnn.step_forward, relu=True), partial(rnn.step_backward, relu=True),
-                     rnn.split),
+    "lstm": Cell("lstm", lstm.GATES, 4, True, lstm.Trace.empty, lstm.step_forward,
+                 lstm.step_backward, lstm.split_gates),
+    "gru": Cell("gru", gru.GATES, 3, False, gru.Trace.empty, gru.step_forward,
+                gru.step_backward, gru.split_gates, gru.recurrent_grad),
+    "rnn_tanh": Cell("rnn_tanh", (), 1, False, rnn.Trace.empty, rnn.step_forward,
+                     rnn.step_backward, rnn.split),
+    "rnn_relu": Cell("rnn_relu", (), 1, False, partial(rnn.Trace.empty, relu=True),
+                     partial(rnn.step_forward, relu=True), rnn.step_backward, rnn.split),
 }

@@ -6,14 +6,14 @@
     h' = (1 − z) ⊙ n + z ⊙ h
 
 Shapes: N sequences, H hidden units, the three gate blocks stacked as (N, 3H). The input
-projection xw = x W_ihᵀ + b_ih of every step comes precomputed from the engine; b_hh stays
-inside the step because b_hn is gated by r. The pre-activation of n is the argument of its
-tanh, W_in x + b_in + r ⊙ (W_hn h + b_hn).
+projection xw = x W_ihᵀ + b_ih of every step comes precomputed from the engine. The
+pre-activation of n is the argument of its tanh, W_in x + b_in + r ⊙ (W_hn h + b_hn).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +33,20 @@ class Step(NamedTuple):
     act: np.ndarray  # (N, 3H) σ(r), σ(z), tanh(n)
     hn: np.ndarray  # W_hn h_{t−1} + b_hn, the part of n that r gates
     h: np.ndarray  # h_t
+
+
+class Local(NamedTuple):
+    """Local derivatives of a step, for all steps at once (leading axes (T, N) or (N,)),
+    each (…, H). They are also the Jacobian's factors.
+
+    dh_dpre_n: ∂h_t/∂ pre-activation of n = (1 − z) ⊙ (1 − n²)
+    dpre_n_dpre_r: ∂(pre-activation of n)/∂(pre-activation of r) = hn ⊙ σ'(r)
+    dh_dpre_z: ∂h_t/∂ pre-activation of z = (h_{t−1} − n) ⊙ σ'(z)
+    """
+
+    dh_dpre_n: np.ndarray
+    dpre_n_dpre_r: np.ndarray
+    dh_dpre_z: np.ndarray
 
 
 @dataclass
@@ -64,6 +78,12 @@ class Trace:
     def pre_activations(self) -> dict[str, np.ndarray]:
         return split_gates(self.pre)
 
+    @cached_property
+    def local(self) -> Local:
+        r, z, n = split_gates(self.act).values()
+        return Local((1.0 - z) * dtanh(n), self.hn * dsigmoid(r),
+                     (self.h[:-1] - n) * dsigmoid(z))
+
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
     """(…, 3H) → {"r", "z", "n"}: views of each (…, H) block."""
@@ -78,35 +98,34 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -
     """
     H = s.h.shape[-1]
     hw = s.h_prev @ W_hhT
-    hw += b_hh
+    np.add(hw, b_hh, out=hw)
     np.add(xw[:, :2 * H], hw[:, :2 * H], out=s.pre[:, :2 * H])
     sigmoid(s.pre[:, :2 * H], out=s.act[:, :2 * H])
     r, z = s.act[:, :H], s.act[:, H:2 * H]
-    s.hn[...] = hw[:, 2 * H:]
+    np.copyto(s.hn, hw[:, 2 * H:])
     np.multiply(r, s.hn, out=s.pre[:, 2 * H:])  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-    s.pre[:, 2 * H:] += xw[:, 2 * H:]
+    np.add(s.pre[:, 2 * H:], xw[:, 2 * H:], out=s.pre[:, 2 * H:])
     n = np.tanh(s.pre[:, 2 * H:], out=s.act[:, 2 * H:])
     np.subtract(s.h_prev, n, out=s.h)  # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
     np.multiply(s.h, z, out=s.h)
     np.add(s.h, n, out=s.h)
 
 
-def step_backward(
-    s: Step, dh: np.ndarray, dc_next: None, W_hh: np.ndarray, da: np.ndarray
-) -> tuple[None, np.ndarray, None]:
+def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
+                  da: np.ndarray) -> tuple[None, np.ndarray, None]:
     """Backward through one step.
 
     dh: (N, H) total ∂L/∂h_t. Writes da (N, 3H) = ∂L/∂(pre-activations of r, z, n).
     Returns (None, dh_prev, None): a GRU has no cell state to carry.
     """
     H = dh.shape[-1]
-    r, z, n = s.act[:, :H], s.act[:, H:2 * H], s.act[:, 2 * H:]
-    da_n = np.multiply(dh * (1.0 - z), dtanh(n), out=da[:, 2 * H:])
-    np.multiply(da_n * s.hn, dsigmoid(r), out=da[:, :H])  # ∂n_pre/∂r = W_hn h + b_hn
-    np.multiply(dh * (s.h_prev - n), dsigmoid(z), out=da[:, H:2 * H])
-    da_hh = da.copy()
-    da_hh[:, 2 * H:] *= r  # the recurrent part of n sits behind r
-    dh_prev = dh * z + da_hh @ W_hh
+    r, z = s.act[:, :H], s.act[:, H:2 * H]
+    da_n = np.multiply(dh, local.dh_dpre_n, out=da[:, 2 * H:])
+    np.multiply(da_n, local.dpre_n_dpre_r, out=da[:, :H])
+    np.multiply(dh, local.dh_dpre_z, out=da[:, H:2 * H])
+    dh_prev = dh * z  # h' = … + z ⊙ h, directly
+    dh_prev += da[:, :2 * H] @ W_hh[:2 * H]  # through r and z
+    dh_prev += (da_n * r) @ W_hh[2 * H:]  # through n, whose recurrent part sits behind r
     return None, dh_prev, None
 
 

@@ -7,14 +7,15 @@
     c' = f ⊙ c + i ⊙ g
     h' = o ⊙ tanh(c')
 
-Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H).
-The input projection x W_ihᵀ + b_ih of every step is one matrix product done by the
-engine before the time loop, so a step receives it as `xw` (N, 4H).
+Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H). The input
+projection xw = x W_ihᵀ + b_ih of every step is one matrix product done by the engine before
+the time loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -36,6 +37,21 @@ class Step(NamedTuple):
     c: np.ndarray  # c_t
     tanh_c: np.ndarray  # tanh(c_t)
     h: np.ndarray  # h_t
+
+
+class Local(NamedTuple):
+    """Local derivatives of a step, computed for all steps at once before the backward loop
+    (leading axes (T, N) or, for one step, (N,)). They are also the Jacobian's factors.
+
+    dh_dc: ∂h_t/∂c_t = o ⊙ (1 − tanh²(c_t))                                        (…, H)
+    dc_dpre: ∂c_t/∂ pre-activation of i, f, g = [g ⊙ σ'(i), c_{t−1} ⊙ σ'(f), i ⊙ (1 − g²)]
+                                                                                 (…, 3, H)
+    dh_dpre_o: ∂h_t/∂ pre-activation of o = tanh(c_t) ⊙ σ'(o)                      (…, H)
+    """
+
+    dh_dc: np.ndarray
+    dc_dpre: np.ndarray
+    dh_dpre_o: np.ndarray
 
 
 @dataclass
@@ -73,6 +89,13 @@ class Trace:
     def pre_activations(self) -> dict[str, np.ndarray]:
         return split_gates(self.pre)
 
+    @cached_property
+    def local(self) -> Local:
+        """Local derivatives of every step, (T, N, …)."""
+        i, f, g, o = split_gates(self.act).values()
+        dc_dpre = np.stack([g * dsigmoid(i), self.c[:-1] * dsigmoid(f), i * dtanh(g)], axis=-2)
+        return Local(o * dtanh(self.tanh_c), dc_dpre, self.tanh_c * dsigmoid(o))
+
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
     """(…, 4H) → {"i", "f", "g", "o"}: views of each (…, H) block."""
@@ -91,29 +114,26 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -
     np.add(s.pre, b_hh, out=s.pre)
     sigmoid(s.pre, out=s.act)  # i, f, o; the g block is overwritten next
     np.tanh(s.pre[:, 2 * H:3 * H], out=s.act[:, 2 * H:3 * H])
-    i, f, g, o = (s.act[:, k * H:(k + 1) * H] for k in range(4))
+    i, f, g, o = s.act[:, :H], s.act[:, H:2 * H], s.act[:, 2 * H:3 * H], s.act[:, 3 * H:]
     np.multiply(f, s.c_prev, out=s.c)  # c' = f ⊙ c + i ⊙ g
     np.add(s.c, i * g, out=s.c)
     np.tanh(s.c, out=s.tanh_c)
     np.multiply(o, s.tanh_c, out=s.h)  # h' = o ⊙ tanh(c')
 
 
-def step_backward(
-    s: Step, dh: np.ndarray, dc_next: np.ndarray, W_hh: np.ndarray, da: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: np.ndarray,
+                  W_hh: np.ndarray, da: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward through one step.
 
     dh: (N, H) total ∂L/∂h_t.   dc_next: (N, H) ∂L/∂c_t arriving from step t+1.
-    Writes da (N, 4H) = ∂L/∂(pre-activations). Returns (dc, dh_prev, dc_prev) where
-    dc = ∂L/∂c_t total, dh_prev = ∂L/∂h_{t−1} and dc_prev = ∂L/∂c_{t−1} through this step.
+    Writes da (N, 4H) = ∂L/∂(pre-activations). Returns (dc, dh_prev, dc_prev): the total
+    ∂L/∂c_t, and ∂L/∂h_{t−1}, ∂L/∂c_{t−1} through this step.
     """
-    H = dh.shape[-1]
-    i, f, g, o = (s.act[:, k * H:(k + 1) * H] for k in range(4))
-    dc = dc_next + dh * o * dtanh(s.tanh_c)  # h = o ⊙ tanh(c)
-    np.multiply(dc * g, dsigmoid(i), out=da[:, :H])  # ∂c/∂i = g
-    np.multiply(dc * s.c_prev, dsigmoid(f), out=da[:, H:2 * H])  # ∂c/∂f = c_{t−1}
-    np.multiply(dc * i, dtanh(g), out=da[:, 2 * H:3 * H])  # ∂c/∂g = i
-    np.multiply(dh * s.tanh_c, dsigmoid(o), out=da[:, 3 * H:])  # ∂h/∂o = tanh(c)
+    N, H = dh.shape
+    dc = dh * local.dh_dc  # h = o ⊙ tanh(c)
+    np.add(dc, dc_next, out=dc)
+    np.multiply(local.dc_dpre, dc[:, None, :], out=da[:, :3 * H].reshape(N, 3, H))
+    np.multiply(dh, local.dh_dpre_o, out=da[:, 3 * H:])
     dh_prev = da @ W_hh
-    dc_prev = dc * f
+    dc_prev = dc * s.act[:, H:2 * H]  # ∂c_t/∂c_{t−1} = f, directly
     return dc, dh_prev, dc_prev

@@ -2,13 +2,14 @@
 
     h' = φ(W_ih x + b_ih + W_hh h + b_hh),   φ = tanh or relu
 
-Shapes: N sequences, H hidden units; one "gate" block, the pre-activation a (N, H).
-The input projection xw = x W_ihᵀ + b_ih comes precomputed from the engine.
+Shapes: N sequences, H hidden units; one block, the pre-activation a (N, H). The input
+projection xw = x W_ihᵀ + b_ih comes precomputed from the engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +28,13 @@ class Step(NamedTuple):
     h: np.ndarray  # h_t = φ(a)
 
 
+class Local(NamedTuple):
+    """φ'(a) for all steps at once, (…, H): 1 − h² for tanh; 1 where a > 0 for relu
+    (0 at a = 0, as PyTorch). It is also the Jacobian's factor, diag(φ'(a)) · W_hh."""
+
+    dh_da: np.ndarray
+
+
 @dataclass
 class Trace:
     """One layer's forward pass, time first. h: (T+1, N, H), initial state at index 0;
@@ -34,14 +42,15 @@ class Trace:
 
     h: np.ndarray
     pre: np.ndarray
+    relu: bool = False
     c = None
 
     @classmethod
-    def empty(cls, T: int, h0: np.ndarray, c0: None = None) -> Trace:
+    def empty(cls, T: int, h0: np.ndarray, c0: None = None, relu: bool = False) -> Trace:
         N, H = h0.shape
         h = np.empty((T + 1, N, H), h0.dtype)
         h[0] = h0
-        return cls(h, np.empty((T, N, H), h0.dtype))
+        return cls(h, np.empty((T, N, H), h0.dtype), relu)
 
     def step(self, t: int) -> Step:
         return Step(self.h[t], self.pre[t], self.h[t + 1])
@@ -52,15 +61,20 @@ class Trace:
     def pre_activations(self) -> dict[str, np.ndarray]:
         return split(self.pre)
 
+    @cached_property
+    def local(self) -> Local:
+        if self.relu:
+            return Local((self.pre > 0).astype(self.pre.dtype))
+        return Local(dtanh(self.h[1:]))
+
 
 def split(block: np.ndarray) -> dict[str, np.ndarray]:
     """The RNN's single block is its pre-activation a."""
     return {"a": block}
 
 
-def step_forward(
-    xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step, relu: bool
-) -> None:
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step,
+                 relu: bool = False) -> None:
     """One step: reads s.h_prev; writes s.pre and s.h. xw: (N, H); W_hhT: (H, H); b_hh: (H,)."""
     np.matmul(s.h_prev, W_hhT, out=s.pre)
     np.add(s.pre, xw, out=s.pre)
@@ -71,14 +85,8 @@ def step_forward(
         np.tanh(s.pre, out=s.h)
 
 
-def activation_grad(pre: np.ndarray, h: np.ndarray, relu: bool) -> np.ndarray:
-    """φ'(a): 1 − h² for tanh; 1 where a > 0 for relu (0 at a = 0, as PyTorch)."""
-    return (pre > 0).astype(pre.dtype) if relu else dtanh(h)
-
-
-def step_backward(
-    s: Step, dh: np.ndarray, dc_next: None, W_hh: np.ndarray, da: np.ndarray, relu: bool
-) -> tuple[None, np.ndarray, None]:
+def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
+                  da: np.ndarray) -> tuple[None, np.ndarray, None]:
     """Writes da (N, H) = ∂L/∂a_t from the total dh = ∂L/∂h_t; returns (None, dh_prev, None)."""
-    np.multiply(dh, activation_grad(s.pre, s.h, relu), out=da)
+    np.multiply(dh, local.dh_da, out=da)
     return None, da @ W_hh, None

@@ -8,7 +8,7 @@ LSTM, T = 1024 steps, D = 64 inputs, H = 256 units, one sequence, float32:
               what people write today to see per-step values
 Targets: gatescope ≤ 2.5× fused, ≥ 3× faster than the cell loop, cost(2T)/cost(T) ≤ 2.2.
 
-    python benchmarks/engine.py [--repeats 7] [--steps 1024]
+    python benchmarks/engine.py [--rounds 3] [--steps 1024]
 """
 
 from __future__ import annotations
@@ -26,14 +26,24 @@ import gatescope
 D, H = 64, 256
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocations, BLAS threads, torch dispatch caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_times(contenders: dict[str, Callable[[], object]], rounds: int,
+                 per_round: int = 3) -> dict[str, float]:
+    """Median wall time of each contender, over `rounds` × `per_round` timed calls.
+
+    Each round runs every contender in a block: one untimed call first (so one library's
+    spinning worker threads or evicted caches never bill the next contender), then
+    `per_round` timed calls. Blocks alternate across rounds, so a slow spell of the machine
+    (this VM's speed drifts by tens of percent) hits every contender alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            fn()
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def gatescope_request(T: int, dtype: str) -> dict:
@@ -78,23 +88,28 @@ def torch_cell_loop(T: int) -> Callable[[], None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=1024)
     args = parser.parse_args()
-    T, n = args.steps, args.repeats
+    T, n = args.steps, args.rounds
 
     # the request is parsed once; the timing covers validation, engine and result building
     req32 = gatescope.RunRequest.model_validate(gatescope_request(T, "float32"))
     req64 = gatescope.RunRequest.model_validate(gatescope_request(T, "float64"))
     req32_2T = gatescope.RunRequest.model_validate(gatescope_request(2 * T, "float32"))
 
-    ours = median_time(lambda: gatescope.run(req32), n)
-    ours64 = median_time(lambda: gatescope.run(req64), n)
-    ours_2T = median_time(lambda: gatescope.run(req32_2T), n)
-    fused = median_time(torch_fused(T), n)
-    loop = median_time(torch_cell_loop(T), max(3, n // 2))
+    m = median_times({
+        "ours": lambda: gatescope.run(req32),
+        "fused": torch_fused(T),
+        "loop": torch_cell_loop(T),
+        "ours64": lambda: gatescope.run(req64),
+        "ours_2T": lambda: gatescope.run(req32_2T),
+    }, n)
+    ours, fused, loop, ours64, ours_2T = (m[k] for k in ("ours", "fused", "loop", "ours64",
+                                                          "ours_2T"))
 
-    print(f"LSTM T={T} D={D} H={H}, one sequence, median of {n}; torch {torch.__version__}, "
+    print(f"LSTM T={T} D={D} H={H}, one sequence, median of {3 * n} calls in {n} rounds; "
+          f"torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; numpy {np.__version__}")
     print()
     print("| what | median (ms) | ratio |")

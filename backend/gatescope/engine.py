@@ -63,17 +63,20 @@ def forward(
     X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
     Returns one cell Trace per layer, bottom first.
     """
-    T = X.shape[0]
+    T, N, _ = X.shape
     traces = []
     layer_input = X
     for k in range(h0.shape[0]):
         W_ih, W_hh, b_ih, b_hh = (params[name] for name in param_names(k))
-        xw = layer_input @ W_ih.T  # (T, N, G·H), every step's input projection at once
-        xw += b_ih
+        # every step's input projection at once, as one 2-D product (a 3-D operand would make
+        # NumPy run T small products): (T·N, D_k) @ (D_k, G·H) → (T, N, G·H)
+        xw = (layer_input.reshape(T * N, -1) @ W_ih.T).reshape(T, N, -1)
+        b_folded, b_step = cell.split_recurrent_bias(b_hh)
+        xw += b_ih + b_folded
         W_hhT = np.ascontiguousarray(W_hh.T)
         trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
         for t in range(T):
-            cell.step_forward(xw[t], W_hhT, b_hh, trace.step(t))
+            cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
         traces.append(trace)
         layer_input = trace.h[1:]
     return traces
@@ -111,8 +114,7 @@ def backward(
         for t in reversed(range(T)):
             dh = np.add(d_external[t], dh_carry, out=dH[t])
             local_t = type(local)(*(a[t] for a in local))
-            dc, dh_prev, dc_prev = cell.step_backward(trace.step(t), local_t, dh, dc_carry,
-                                                      W_hh, dA[t])
+            dc, dh_prev, dc_prev = cell.step_backward(local_t, dh, dc_carry, W_hh, dA[t])
             if dC is not None:
                 dC[t] = dc
             if truncate is not None and t > 0 and t % truncate == 0:
@@ -133,7 +135,8 @@ def backward(
         grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # dW_hh = Σ_t dA_tᵀ h_{t−1}
         grads[n_bih] = flat.sum(axis=0)
         grads[n_bhh] = flat_hh.sum(axis=0)
-        d_external = dA @ W_ih  # ∂L/∂(this layer's input): the layer below's h, or x
+        # ∂L/∂(this layer's input): the layer below's h, or x
+        d_external = (flat @ W_ih).reshape(T, N, -1)
         layers[k] = LayerGrads(dH, dC, dA)
     ordered = {name: grads[name] for k in range(L) for name in param_names(k)}
     return Gradients(layers, d_external, ordered, dh0, dc0)

@@ -91,7 +91,7 @@ def norms(cell: Cell, trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
     else:
         H = W_hh.shape[1]
         stacked = np.concatenate([ww.T for ww in WW], axis=1)  # (H, P·H)
-        prod = d2 @ stacked
+        prod = (d2.reshape(-1, H) @ stacked).reshape(*d2.shape[:-1], -1)  # one 2-D product
         Q = [prod[..., m * H:(m + 1) * H] for m in range(len(pairs))]
     squares = {}
     total2 = np.zeros(fac.alphas[names[0]].shape[:2], dtype=W_hh.dtype)  # (T, N)

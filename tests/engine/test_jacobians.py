@@ -40,7 +40,8 @@ def next_state(cell, params, traces, X, k: int, t: int, state_prev: np.ndarray) 
         s = cell.new_trace(1, h_prev, c_prev).step(0)
     else:
         s = cell.new_trace(1, state_prev, None).step(0)
-    cell.step_forward(x @ W_ih.T + b_ih, np.ascontiguousarray(W_hh.T), b_hh, s)
+    folded, b_step = cell.split_recurrent_bias(b_hh)
+    cell.step_forward(x @ W_ih.T + b_ih + folded, np.ascontiguousarray(W_hh.T), b_step, s)
     return s.c.copy() if cell.has_cell_state else s.h.copy()
 
 

@@ -6,8 +6,9 @@
     h' = (1 − z) ⊙ n + z ⊙ h
 
 Shapes: N sequences, H hidden units, the three gate blocks stacked as (N, 3H). The input
-projection xw = x W_ihᵀ + b_ih of every step comes precomputed from the engine. The
-pre-activation of n is the argument of its tanh, W_in x + b_in + r ⊙ (W_hn h + b_hn).
+projection xw = x W_ihᵀ + b_ih of every step, plus b_hr and b_hz, comes precomputed from the
+engine; b_hn stays in the step, behind r. The pre-activation of n is the argument of its
+tanh, W_in x + b_in + r ⊙ (W_hn h + b_hn).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Local(NamedTuple):
     dh_dpre_n: np.ndarray
     dpre_n_dpre_r: np.ndarray
     dh_dpre_z: np.ndarray
+    r: np.ndarray
+    z: np.ndarray
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Trace:
     def local(self) -> Local:
         r, z, n = split_gates(self.act).values()
         return Local((1.0 - z) * dtanh(n), self.hn * dsigmoid(r),
-                     (self.h[:-1] - n) * dsigmoid(z))
+                     (self.h[:-1] - n) * dsigmoid(z), r, z)
 
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,18 +94,26 @@ def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
     return {name: block[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -> None:
+def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the part of b_hh folded into xw, the part the step adds itself): b_hr and b_hz are
+    summed with the input projection; b_hn is gated by r, so it stays in the step."""
+    H = b_hh.shape[0] // 3
+    folded = b_hh.copy()
+    folded[2 * H:] = 0.0
+    return folded, b_hh[2 * H:]
+
+
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, s: Step) -> None:
     """One step: reads s.h_prev; writes s.pre, s.act, s.hn, s.h.
 
-    xw: (N, 3H) = x_t W_ihᵀ + b_ih.   W_hhT: (H, 3H).   b_hh: (3H,).
+    xw: (N, 3H) = x_t W_ihᵀ + b_ih + [b_hr, b_hz, 0].   W_hhT: (H, 3H).   b_hn: (H,).
     """
     H = s.h.shape[-1]
     hw = s.h_prev @ W_hhT
-    np.add(hw, b_hh, out=hw)
     np.add(xw[:, :2 * H], hw[:, :2 * H], out=s.pre[:, :2 * H])
     sigmoid(s.pre[:, :2 * H], out=s.act[:, :2 * H])
     r, z = s.act[:, :H], s.act[:, H:2 * H]
-    np.copyto(s.hn, hw[:, 2 * H:])
+    np.add(hw[:, 2 * H:], b_hn, out=s.hn)
     np.multiply(r, s.hn, out=s.pre[:, 2 * H:])  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
     np.add(s.pre[:, 2 * H:], xw[:, 2 * H:], out=s.pre[:, 2 * H:])
     n = np.tanh(s.pre[:, 2 * H:], out=s.act[:, 2 * H:])
@@ -111,15 +122,16 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -
     np.add(s.h, n, out=s.h)
 
 
-def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
+def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
                   da: np.ndarray) -> tuple[None, np.ndarray, None]:
     """Backward through one step.
 
-    dh: (N, H) total ∂L/∂h_t. Writes da (N, 3H) = ∂L/∂(pre-activations of r, z, n).
+    dh: (N, H) total ∂L/∂h_t. local: this step's local derivatives (N, …).
+    Writes da (N, 3H) = ∂L/∂(pre-activations of r, z, n).
     Returns (None, dh_prev, None): a GRU has no cell state to carry.
     """
     H = dh.shape[-1]
-    r, z = s.act[:, :H], s.act[:, H:2 * H]
+    r, z = local.r, local.z
     da_n = np.multiply(dh, local.dh_dpre_n, out=da[:, 2 * H:])
     np.multiply(da_n, local.dpre_n_dpre_r, out=da[:, :H])
     np.multiply(dh, local.dh_dpre_z, out=da[:, H:2 * H])

@@ -8,8 +8,8 @@
     h' = o ⊙ tanh(c')
 
 Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H). The input
-projection xw = x W_ihᵀ + b_ih of every step is one matrix product done by the engine before
-the time loop.
+projection xw = x W_ihᵀ + b_ih + b_hh of every step is one matrix product done by the engine
+before the time loop (the two biases only ever appear summed).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Local(NamedTuple):
     dh_dc: np.ndarray
     dc_dpre: np.ndarray
     dh_dpre_o: np.ndarray
+    f: np.ndarray  # ∂c_t/∂c_{t−1} along the direct path
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Trace:
         """Local derivatives of every step, (T, N, …)."""
         i, f, g, o = split_gates(self.act).values()
         dc_dpre = np.stack([g * dsigmoid(i), self.c[:-1] * dsigmoid(f), i * dtanh(g)], axis=-2)
-        return Local(o * dtanh(self.tanh_c), dc_dpre, self.tanh_c * dsigmoid(o))
+        return Local(o * dtanh(self.tanh_c), dc_dpre, self.tanh_c * dsigmoid(o), f)
 
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,15 +104,19 @@ def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
     return {name: block[..., k * H:(k + 1) * H] for k, name in enumerate(GATES)}
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -> None:
+def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
+    """(the part of b_hh folded into xw, the part the step adds itself): all of it, none."""
+    return b_hh, None
+
+
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step) -> None:
     """One step: reads s.h_prev, s.c_prev; writes s.pre, s.act, s.c, s.tanh_c, s.h.
 
-    xw: (N, 4H) = x_t W_ihᵀ + b_ih.   W_hhT: (H, 4H) = W_hhᵀ.   b_hh: (4H,).
+    xw: (N, 4H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, 4H) = W_hhᵀ.   b_step: unused.
     """
     H = s.h.shape[-1]
     np.matmul(s.h_prev, W_hhT, out=s.pre)
     np.add(s.pre, xw, out=s.pre)
-    np.add(s.pre, b_hh, out=s.pre)
     sigmoid(s.pre, out=s.act)  # i, f, o; the g block is overwritten next
     np.tanh(s.pre[:, 2 * H:3 * H], out=s.act[:, 2 * H:3 * H])
     i, f, g, o = s.act[:, :H], s.act[:, H:2 * H], s.act[:, 2 * H:3 * H], s.act[:, 3 * H:]
@@ -121,11 +126,12 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step) -
     np.multiply(o, s.tanh_c, out=s.h)  # h' = o ⊙ tanh(c')
 
 
-def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: np.ndarray,
-                  W_hh: np.ndarray, da: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def step_backward(local: Local, dh: np.ndarray, dc_next: np.ndarray, W_hh: np.ndarray,
+                  da: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward through one step.
 
     dh: (N, H) total ∂L/∂h_t.   dc_next: (N, H) ∂L/∂c_t arriving from step t+1.
+    local: this step's local derivatives (N, …), from Trace.local.
     Writes da (N, 4H) = ∂L/∂(pre-activations). Returns (dc, dh_prev, dc_prev): the total
     ∂L/∂c_t, and ∂L/∂h_{t−1}, ∂L/∂c_{t−1} through this step.
     """
@@ -135,5 +141,5 @@ def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: np.ndarray,
     np.multiply(local.dc_dpre, dc[:, None, :], out=da[:, :3 * H].reshape(N, 3, H))
     np.multiply(dh, local.dh_dpre_o, out=da[:, 3 * H:])
     dh_prev = da @ W_hh
-    dc_prev = dc * s.act[:, H:2 * H]  # ∂c_t/∂c_{t−1} = f, directly
+    dc_prev = dc * local.f  # c_t = f ⊙ c_{t−1} + …
     return dc, dh_prev, dc_prev

@@ -3,7 +3,7 @@
     h' = φ(W_ih x + b_ih + W_hh h + b_hh),   φ = tanh or relu
 
 Shapes: N sequences, H hidden units; one block, the pre-activation a (N, H). The input
-projection xw = x W_ihᵀ + b_ih comes precomputed from the engine.
+projection xw = x W_ihᵀ + b_ih + b_hh comes precomputed from the engine.
 """
 
 from __future__ import annotations
@@ -73,19 +73,26 @@ def split(block: np.ndarray) -> dict[str, np.ndarray]:
     return {"a": block}
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hh: np.ndarray, s: Step,
+def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
+    """(the part of b_hh folded into xw, the part the step adds itself): all of it, none."""
+    return b_hh, None
+
+
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
                  relu: bool = False) -> None:
-    """One step: reads s.h_prev; writes s.pre and s.h. xw: (N, H); W_hhT: (H, H); b_hh: (H,)."""
+    """One step: reads s.h_prev; writes s.pre and s.h.
+
+    xw: (N, H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, H).   b_step: unused.
+    """
     np.matmul(s.h_prev, W_hhT, out=s.pre)
     np.add(s.pre, xw, out=s.pre)
-    np.add(s.pre, b_hh, out=s.pre)
     if relu:
         np.maximum(s.pre, 0.0, out=s.h)
     else:
         np.tanh(s.pre, out=s.h)
 
 
-def step_backward(s: Step, local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
+def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
                   da: np.ndarray) -> tuple[None, np.ndarray, None]:
     """Writes da (N, H) = ∂L/∂a_t from the total dh = ∂L/∂h_t; returns (None, dh_prev, None)."""
     np.multiply(dh, local.dh_da, out=da)

@@ -11,14 +11,27 @@ positive multiple of k — values carry on, gradients stop, in every layer.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .cells import Cell
 
 StateDict = dict[str, np.ndarray]
+
+_blas = ThreadpoolController()
+SMALL_BATCH = 16  # below this many sequences, a step's products run on one BLAS thread
+
+
+def step_loop_threads(N: int) -> AbstractContextManager:
+    """One BLAS thread inside the step loop for small N: a (N, H) × (H, G·H) product per step
+    is too small to split, and handing it to worker threads (which then spin) costs more
+    than it saves — a third of the LSTM run at T = 1024, H = 256. Big products outside the
+    loop keep every thread."""
+    return _blas.limit(limits=1, user_api="blas") if N < SMALL_BATCH else nullcontext()
 
 
 def param_names(layer: int) -> tuple[str, str, str, str]:
@@ -75,8 +88,9 @@ def forward(
         xw += b_ih + b_folded
         W_hhT = np.ascontiguousarray(W_hh.T)
         trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
-        for t in range(T):
-            cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
+        with step_loop_threads(N):
+            for t in range(T):
+                cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
         traces.append(trace)
         layer_input = trace.h[1:]
     return traces
@@ -111,17 +125,18 @@ def backward(
         local = trace.local  # every step's local derivatives, in a few array operations
         dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
         dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
-        for t in reversed(range(T)):
-            dh = np.add(d_external[t], dh_carry, out=dH[t])
-            local_t = type(local)(*(a[t] for a in local))
-            dc, dh_prev, dc_prev = cell.step_backward(local_t, dh, dc_carry, W_hh, dA[t])
-            if dC is not None:
-                dC[t] = dc
-            if truncate is not None and t > 0 and t % truncate == 0:
-                dh_carry = np.zeros_like(dh_carry)  # the state entering t is detached
-                dc_carry = None if dc_carry is None else np.zeros_like(dc_carry)
-            else:
-                dh_carry, dc_carry = dh_prev, dc_prev
+        with step_loop_threads(N):
+            for t in reversed(range(T)):
+                dh = np.add(d_external[t], dh_carry, out=dH[t])
+                local_t = type(local)(*(a[t] for a in local))
+                dc, dh_prev, dc_prev = cell.step_backward(local_t, dh, dc_carry, W_hh, dA[t])
+                if dC is not None:
+                    dC[t] = dc
+                if truncate is not None and t > 0 and t % truncate == 0:
+                    dh_carry = np.zeros_like(dh_carry)  # the state entering t is detached
+                    dc_carry = None if dc_carry is None else np.zeros_like(dc_carry)
+                else:
+                    dh_carry, dc_carry = dh_prev, dc_prev
         dh0[k] = dh_carry
         if dc0 is not None:
             dc0[k] = dc_carry

@@ -8,6 +8,7 @@ engine → diagnostics → RunResult.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -203,9 +204,16 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
         loss, dH = _loss(p.request, traces[-1].h[1:])
-        grads = engine.backward(p.cell, p.params, p.X, traces, dH, p.request.truncate)
-        layers = [_layer_result(p.cell, trace, g, p.params[param_names(k)[1]])
-                  for k, (trace, g) in enumerate(zip(traces, grads.layers, strict=True))]
+        W_hh = [p.params[param_names(k)[1]] for k in range(L)]
+        for trace in traces:
+            trace.local  # noqa: B018 — computed once here, then shared by both threads
+        # The Jacobian norms need only the forward pass: they run on a second thread (their
+        # matrix products release the GIL) while BPTT's step loop holds the first.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            norms = pool.submit(_all_norms, p.cell, traces, W_hh)
+            grads = engine.backward(p.cell, p.params, p.X, traces, dH, p.request.truncate)
+            layers = [_layer_result(p.cell, trace, g, jac) for trace, g, jac in
+                      zip(traces, grads.layers, norms.result(), strict=True)]
     state_grad = {"h": grads.h0[:, 0]}
     if grads.c0 is not None:
         state_grad["c"] = grads.c0[:, 0]
@@ -219,8 +227,15 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     return result
 
 
-def _layer_result(cell: Cell, trace: Any, g: engine.LayerGrads, W_hh: np.ndarray
-                  ) -> LayerResult:
+def _all_norms(cell: Cell, traces: list[Any], W_hh: list[np.ndarray]
+               ) -> list[dict[str, np.ndarray]]:
+    """Per-step Jacobian norms of every layer (np.errstate is per thread: set it here too)."""
+    with np.errstate(all="ignore"):
+        return [jacobians.norms(cell, trace, w) for trace, w in zip(traces, W_hh, strict=True)]
+
+
+def _layer_result(cell: Cell, trace: Any, g: engine.LayerGrads,
+                  norms: dict[str, np.ndarray]) -> LayerResult:
     """Squeeze the single sequence (N = 1) out of a layer's trace and gradients."""
     first = 0  # the sequence shown
     grad_gates = {name: a[:, first] for name, a in cell.split(g.pre).items()}
@@ -231,7 +246,6 @@ def _layer_result(cell: Cell, trace: Any, g: engine.LayerGrads, W_hh: np.ndarray
     grads["h_norm"] = np.linalg.norm(g.h[:, first], axis=-1)
     if g.c is not None:
         grads["c_norm"] = np.linalg.norm(g.c[:, first], axis=-1)
-    norms = jacobians.norms(cell, trace, W_hh)
     return LayerResult(
         h=trace.h[1:, first],
         c=None if trace.c is None else trace.c[1:, first],

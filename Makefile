@@ -23,8 +23,7 @@ test: lint  ## lint, then every test
 	$(BIN)/python -m pytest
 
 run: $(STAMP)  ## serve the explorer at http://127.0.0.1:8000
-	@echo "make run arrives with the REST service (issue 3); until then use: $(BIN)/gatescope run request.json" >&2
-	@exit 1
+	$(BIN)/gatescope serve --host 127.0.0.1 --port 8000
 
 fixtures: $(STAMP)  ## regenerate the PyTorch golden fixtures (installs torch into .venv)
 	$(BIN)/python -m pip install --quiet torch==2.13.0

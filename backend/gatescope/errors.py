@@ -17,6 +17,13 @@ class ModelNotFoundError(LookupError):
     """A model_id that names no stored or bundled model."""
 
 
+def error_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    """The errors as plain JSON: {"loc", "msg", "type"} each — never the input back, which
+    may be megabytes."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)]
+
+
 def invalid(loc: tuple[str | int, ...], message: str, value: Any = None,
             kind: str = "invalid_request") -> ValidationError:
     """A ValidationError for one field. `message` should name the limit or the fix."""

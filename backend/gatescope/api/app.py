@@ -1,0 +1,121 @@
+"""The FastAPI app: /api/v1 routers, the explorer page at /, plotly.js and the docs'
+assets served locally (nothing is fetched from a CDN)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from ..schemas import JacobianRequest, RunRequest
+from ..settings import Settings
+from ..store import ModelStore
+from .body_limit import BodyLimit
+from .compute import ComputePool
+from .routers import health, models, run
+
+API = "/api/v1"
+FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
+PLOTLY_JS = Path(str(files("plotly"))) / "package_data" / "plotly.min.js"
+DOCS_ASSETS = Path(str(files("fastapi_offline"))) / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.compute = ComputePool(settings.compute_processes, settings.data_dir,
+                                        settings.limits)
+        await app.state.compute.warm_up()
+        yield
+        app.state.compute.shutdown()
+
+    app = FastAPI(title="gatescope", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
+                  description="Every gate, state and gradient of an RNN, LSTM or GRU, step by "
+                  "step, exactly as PyTorch computes them. The contract: shared/API.md.")
+    app.state.settings = settings
+    app.state.store = ModelStore(settings.data_dir, settings.limits)
+
+    api = APIRouter(prefix=API)
+    for module in (health, run, models):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    _add_docs(app)
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> FileResponse:
+        """plotly.js from the installed plotly package: the page works offline."""
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"cache-control": "public, max-age=86400"})
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, limit_for=lambda path: (
+        settings.max_upload_bytes + 2**20 if path.startswith(f"{API}/models")
+        else settings.max_body_bytes))
+
+    frontend = settings_frontend(settings)
+    if frontend.is_dir():
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    return app
+
+
+def settings_frontend(settings: Settings) -> Path:
+    return settings.frontend_dir or FRONTEND
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc with their assets served from the fastapi-offline package, and
+    an OpenAPI document that carries the request models (the body is parsed in a worker,
+    so FastAPI does not see them on its own)."""
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="gatescope API",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url="/static/docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="gatescope API",
+                              redoc_js_url="/static/docs/redoc.standalone.js",
+                              redoc_favicon_url="/static/docs/favicon.png",
+                              with_google_fonts=False)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            _, defs = models_json_schema(
+                [(RunRequest, "validation"), (JacobianRequest, "validation")],
+                ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

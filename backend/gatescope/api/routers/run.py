@@ -1,0 +1,66 @@
+"""`POST /run` and `POST /jacobian`. Thin: the raw body goes to a worker process, which
+validates, runs and encodes; the event loop only moves bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from ...encoding import Encoding
+from ...responses import ErrorResponse, JacobianResponse, RunResponse
+from ..compute import compute
+from ..deps import ComputeDep
+
+router = APIRouter(tags=["run"])
+
+ENCODING = Query(
+    "json",
+    description='"json": nested lists (null where a value overflowed). "typed": every '
+    'finite array as plotly.js\'s typed-array object {"dtype": "f4"|"f8", "bdata": '
+    '<base64, little-endian>, "shape": "T,H"}, about 3× smaller and faster to parse; '
+    "arrays holding overflowed values stay lists. JSON responses over 64 KiB are "
+    "gzip-compressed when the client accepts gzip.")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "weights.model_id names no model"},
+    413: {"model": ErrorResponse, "description": "the body is over 32 MiB"},
+    422: {"model": ErrorResponse,
+          "description": "the request breaks the contract: `loc` names the field, `msg` the "
+          "problem and the limit"},
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    """The request body's schema, for the docs (the body is parsed in a worker)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+
+
+def _gzip_ok(request: Request) -> bool:
+    return "gzip" in request.headers.get("accept-encoding", "")
+
+
+async def _compute(kind: str, request: Request, pool: ComputeDep, encoding: Encoding
+                   ) -> Response:
+    body = await request.body()
+    reply = await pool.submit(compute, kind, body, encoding, _gzip_ok(request))
+    return Response(reply.body, reply.status, reply.headers, media_type="application/json")
+
+
+@router.post("/run", responses={200: {"model": RunResponse}, **ERRORS},
+             openapi_extra=_body("RunRequest"))
+async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING) -> Response:
+    """Forward pass and backpropagation through time: for every layer and step, the states,
+    every gate before and after its nonlinearity, ∂L/∂h_t and ∂L/∂c_t, gate gradients,
+    norms, the cell-state Jacobian's four terms, and every parameter gradient."""
+    return await _compute("run", request, pool, encoding)
+
+
+@router.post("/jacobian", responses={200: {"model": JacobianResponse}, **ERRORS},
+             openapi_extra=_body("JacobianRequest"))
+async def jacobian(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING
+                   ) -> Response:
+    """The H×H one-step Jacobian at `step` of `layer`: ∂c_t/∂c_{t−1} and its four terms for
+    an LSTM, ∂h_t/∂h_{t−1} for a GRU or RNN. Row i, column j = ∂state_t[i]/∂state_{t−1}[j]."""
+    return await _compute("jacobian", request, pool, encoding)

@@ -1,0 +1,221 @@
+"""Reading uploaded model files: `.safetensors` (F16, F32, F64) and `.npz` (no pickle, ever).
+
+    read_model_file(filename, data) → ModelFile         the file's float tensors, metadata
+    find_recurrent(model_file)      → (prefix, state_dict)  "enc.lstm.weight_ih_l0" → "weight_ih_l0"
+    infer_cell(state_dict, hint) → cell name, from weight_hh_l0's G·H rows (4 LSTM, 3 GRU, 1 RNN)
+
+Every problem raises ModelFileError with the HTTP status it deserves (415 for a format we
+never read, such as a pickled .pt; 422 for a readable file whose contents do not fit).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DTYPES = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+MAX_HEADER = 16 * 1024 * 1024  # a safetensors JSON header larger than this is not a model
+MAX_UNPACKED = 512 * 1024 * 1024  # an .npz may not inflate past this (zip bombs)
+
+SAVE_AS_SAFETENSORS = (
+    "Save the state_dict with safetensors instead:\n"
+    "    from safetensors.torch import save_file\n"
+    '    save_file(model.state_dict(), "model.safetensors")'
+)
+
+_RNN_NAME = re.compile(
+    r"^(?P<prefix>.*?)(?P<name>(?:weight|bias)_(?:ih|hh)_l\d+)(?P<reverse>_reverse)?$")
+_PROJECTION = re.compile(r"^(?P<prefix>.*?)weight_hr_l\d+(_reverse)?$")
+
+
+class ModelFileError(ValueError):
+    """An uploaded file gatescope will not or cannot read; `status` is 415 or 422."""
+
+    def __init__(self, message: str, status: int = 422, field: str = "file") -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass
+class ModelFile:
+    """A parsed upload. tensors: the float tensors; unreadable: {name: dtype} of the others
+    (an error only if the RNN needs one); metadata: safetensors `__metadata__`, else {}."""
+
+    tensors: dict[str, np.ndarray]
+    unreadable: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def read_model_file(filename: str, data: bytes) -> ModelFile:
+    """Parse an upload by its name and its first bytes."""
+    lower = filename.lower()
+    if lower.endswith((".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")) or _is_pickle(data):
+        raise ModelFileError(
+            f"{filename!r} looks like a pickled PyTorch file; gatescope never unpickles an "
+            f"upload (unpickling runs arbitrary code). {SAVE_AS_SAFETENSORS}", status=415)
+    if lower.endswith(".npz") or data[:4] == b"PK\x03\x04":
+        return read_npz(data)
+    if lower.endswith(".safetensors") or _looks_like_safetensors(data):
+        return read_safetensors(data)
+    raise ModelFileError(f"{filename!r} is neither .safetensors nor .npz. "
+                         f"{SAVE_AS_SAFETENSORS}", status=415)
+
+
+def _is_pickle(data: bytes) -> bool:
+    """A raw pickle starts with PROTO (0x80); torch.save's zip holds a data.pkl."""
+    if data[:1] == b"\x80":
+        return True
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                return any(n.endswith(".pkl") for n in zf.namelist())
+        except zipfile.BadZipFile:
+            return False
+    return False
+
+
+def _looks_like_safetensors(data: bytes) -> bool:
+    return len(data) >= 10 and data[8:9] == b"{"
+
+
+def read_safetensors(data: bytes) -> ModelFile:
+    """Parse the format by hand (8-byte little-endian header length, JSON header, raw
+    little-endian data), checking every offset: nothing is trusted, nothing executed."""
+    if len(data) < 8:
+        raise ModelFileError("the file is too short to be a .safetensors file")
+    n = int.from_bytes(data[:8], "little")
+    if n > min(MAX_HEADER, len(data) - 8):
+        raise ModelFileError("the .safetensors header length is larger than the file: the "
+                             "file is truncated or not a .safetensors file")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"the .safetensors header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError("the .safetensors header is not a JSON object")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelFileError("the .safetensors __metadata__ must map names to strings")
+    buffer = memoryview(data)[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        if not (isinstance(info, dict) and isinstance(info.get("dtype"), str)
+                and isinstance(info.get("shape"), list)
+                and isinstance(info.get("data_offsets"), list)
+                and len(info["data_offsets"]) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                        for v in [*info["shape"], *info["data_offsets"]])):
+            raise ModelFileError(f"tensor {name!r}: malformed entry in the .safetensors header")
+        tensors[name] = info
+    out = ModelFile({}, metadata=meta)
+    for name, info in tensors.items():
+        if info["dtype"] in DTYPES:
+            out.tensors[name] = _tensor(name, info, buffer)
+        else:
+            out.unreadable[name] = info["dtype"]
+    return out
+
+
+def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
+    dtype = DTYPES[info["dtype"]]
+    begin, end = info["data_offsets"]
+    count = int(np.prod(info["shape"], dtype=np.int64))
+    if not (begin <= end <= len(buffer)) or end - begin != count * dtype.itemsize:
+        raise ModelFileError(f"tensor {name!r}: its data offsets {begin}..{end} do not match "
+                             f"its shape {info['shape']} and dtype {info['dtype']}, or run past "
+                             "the end of the file")
+    return np.frombuffer(buffer, dtype, count, begin).reshape(info["shape"])
+
+
+def read_npz(data: bytes) -> ModelFile:
+    """An .npz archive of .npy arrays, loaded with allow_pickle=False after checking that it
+    does not inflate past MAX_UNPACKED."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            if sum(info.file_size for info in zf.infolist()) > MAX_UNPACKED:
+                raise ModelFileError(f"the .npz would unpack to more than "
+                                     f"{MAX_UNPACKED // 2**20} MiB")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            out = ModelFile({})
+            for key in npz.files:
+                try:
+                    array = npz[key]
+                except ValueError as exc:  # object arrays need pickle: refused
+                    raise ModelFileError(f"array {key!r} cannot be read without unpickling "
+                                         f"({exc}); store plain float arrays") from None
+                if array.dtype.kind == "f":
+                    out.tensors[key] = array
+                else:
+                    out.unreadable[key] = str(array.dtype)
+            return out
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelFileError(f"the .npz archive is damaged ({exc})") from None
+
+
+def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
+    """The RNN's tensors under their plain names, and the prefix they had.
+
+    Other tensors (an embedding, a decoder) are ignored; two RNNs with different prefixes
+    are ambiguous, and bidirectional or projected LSTMs are not supported.
+    """
+    groups: dict[str, dict[str, np.ndarray | str]] = {}
+    for key, value in {**model.unreadable, **model.tensors}.items():
+        m = _RNN_NAME.match(key)
+        if m is None:
+            if _PROJECTION.match(key):
+                raise ModelFileError(f"{key!r}: LSTMs with proj_size are not supported")
+            continue
+        if m["reverse"]:
+            raise ModelFileError(f"{key!r}: bidirectional RNNs are not supported; upload a "
+                                 "unidirectional one")
+        groups.setdefault(m["prefix"], {})[m["name"]] = value
+    if not groups:
+        shown = ", ".join(sorted(model.tensors)[:8]) or "none"
+        raise ModelFileError("no recurrent-layer tensors (weight_ih_l0, weight_hh_l0, …) in "
+                             f"the file; its tensors: {shown}")
+    if len(groups) > 1:
+        shown = ", ".join(repr(p) for p in sorted(groups))
+        raise ModelFileError(f"the file holds several recurrent layers (prefixes {shown}); "
+                             "upload a file holding one")
+    prefix, state = next(iter(groups.items()))
+    for name, value in state.items():
+        if isinstance(value, str):
+            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
+                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
+                                 "convert it with tensor.float() before saving")
+    if not any(name.startswith("bias") for name in state):  # nn.LSTM(bias=False)
+        for name in list(state):
+            rows = np.shape(state[name])[0]
+            state[name.replace("weight", "bias")] = np.zeros(rows, state[name].dtype)
+    return prefix, state
+
+
+def infer_cell(state: Mapping[str, np.ndarray], hint: str | None) -> str:
+    """lstm / gru / rnn_tanh / rnn_relu from weight_hh_l0 (G·H, H): G = 4, 3 or 1.
+
+    An RNN's nonlinearity is not in its weights: `hint` (rnn_tanh by default) says which.
+    """
+    w = state.get("weight_hh_l0")
+    if w is None or w.ndim != 2 or w.shape[1] == 0 or w.shape[0] % w.shape[1]:
+        raise ModelFileError("weight_hh_l0 is missing or not a (G·H, H) matrix")
+    inferred = {4: "lstm", 3: "gru", 1: "rnn"}.get(w.shape[0] // w.shape[1])
+    if inferred is None:
+        raise ModelFileError(f"weight_hh_l0 has shape {tuple(w.shape)}: {w.shape[0]} rows is "
+                             f"not 4, 3 or 1 × H = {w.shape[1]} (LSTM, GRU, RNN)")
+    if inferred == "rnn":
+        if hint not in (None, "rnn_tanh", "rnn_relu"):
+            raise ModelFileError(f"the weights are a plain RNN's (G = 1), not a {hint}'s",
+                                 field="cell")
+        return hint or "rnn_tanh"
+    if hint is not None and hint != inferred:
+        raise ModelFileError(f"the weights are an {inferred.upper()}'s (weight_hh_l0 has "
+                             f"{w.shape[0]} = {w.shape[0] // w.shape[1]}×{w.shape[1]} rows), "
+                             f"not a {hint}'s", field="cell")
+    return inferred

@@ -1,0 +1,115 @@
+"""Response models of the contract, for the OpenAPI schema and for clients.
+
+Arrays are nested lists of numbers, `null` where a value overflowed; with
+`?encoding=typed` a finite array may instead be plotly.js's typed-array object
+{"dtype": "f4" | "f8", "bdata": base64 of the little-endian values, "shape": "T,H"}.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TypedArray(BaseModel):
+    """A finite array as plotly.js reads it directly: base64 of little-endian floats."""
+
+    model_config = ConfigDict(extra="forbid")
+    dtype: Literal["f4", "f8"]
+    bdata: str = Field(description="base64 of the array's little-endian bytes, row-major")
+    shape: str = Field(pattern=r"^\d+(,\d+)*$", description='e.g. "1024,256"')
+
+
+Number = float | None  # null where a value overflowed (see warnings)
+Array1 = list[Number] | TypedArray
+Array2 = list[list[Number]] | TypedArray
+
+
+class LayerGrads(BaseModel):
+    h: Array2 = Field(description="T×H ∂L/∂h_t, total derivative")
+    c: Array2 | None = Field(None, description="T×H ∂L/∂c_t, total derivative (LSTM only)")
+    gates: dict[str, Array2] = Field(description="T×H ∂L/∂(pre-activation) per gate "
+                                     "(RNN: a)")
+    h_norm: Array1 = Field(description="[T] ‖∂L/∂h_t‖₂")
+    c_norm: Array1 | None = Field(None, description="[T] ‖∂L/∂c_t‖₂ (LSTM only)")
+
+
+class LayerOut(BaseModel):
+    h: Array2 = Field(description="T×H hidden states")
+    c: Array2 | None = Field(None, description="T×H cell states (LSTM only)")
+    gates: dict[str, Array2] = Field(description="T×H post-activation values: LSTM i, f, g, "
+                                     "o; GRU r, z, n; RNN none")
+    pre: dict[str, Array2] = Field(description="T×H pre-activations of each gate (RNN: a)")
+    grads: LayerGrads
+    jacobian: dict[str, Array1] = Field(
+        description="[T] Frobenius norms per step: LSTM direct, forget, input, candidate, "
+        "total (∂c_t/∂c_{t−1}); GRU, RNN total (∂h_t/∂h_{t−1})")
+
+
+class RunResponse(BaseModel):
+    """`POST /api/v1/run`: every per-step value and gradient."""
+
+    cell: str
+    dtype: Literal["float64", "float32"]
+    steps: int
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    truncate: int | None
+    tokens: list[str] | None
+    vocab: str | None
+    loss: Number
+    layers: list[LayerOut]
+    input_grad: Array2 = Field(description="T×D ∂L/∂x_t")
+    param_grads: dict[str, Array1 | Array2] = Field(description="∂L/∂ every state_dict tensor")
+    initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1})")
+    warnings: list[str]
+
+
+class JacobianResponse(BaseModel):
+    """`POST /api/v1/jacobian`: the H×H matrices of one step."""
+
+    step: int
+    layer: int
+    terms: dict[str, Array2] = Field(description="LSTM: direct, forget, input, candidate")
+    total: Array2
+    warnings: list[str]
+
+
+class ModelInfo(BaseModel):
+    """A stored model."""
+
+    model_id: str
+    name: str
+    cell: Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    vocab: str | None
+    format: Literal["safetensors", "npz"] = "safetensors"
+    bytes: int = Field(0, description="size of the uploaded file")
+    prefix: str = Field("", description='the tensors\' name prefix in the file, e.g. '
+                        '"encoder.lstm."')
+
+
+class ModelList(BaseModel):
+    data: list[ModelInfo]
+    count: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx: what went wrong, where (`loc` names the field), and the limit."""
+
+    detail: list[ErrorItem] | str

@@ -1,0 +1,48 @@
+"""Server settings from GATESCOPE_* environment variables (pydantic-settings).
+
+    GATESCOPE_HOST=127.0.0.1  GATESCOPE_PORT=8000  GATESCOPE_WORKERS=1
+    GATESCOPE_DATA_DIR=~/.local/share/gatescope   (default: the per-user data folder)
+    GATESCOPE_CORS_ORIGINS='["http://localhost:3000"]'   (JSON list; empty = CORS off)
+    GATESCOPE_COMPUTE_PROCESSES=2   GATESCOPE_MAX_STEPS=4096 …
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS, MAX_WORK, Limits
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATESCOPE_", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    compute_processes: int = Field(
+        2, ge=1, le=64, description="processes that run the engine, off the event loop")
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("gatescope")))
+    cors_origins: list[str] = Field(default_factory=list)
+    frontend_dir: Path | None = Field(
+        None, description="the explorer page's files; default: the repository's frontend/")
+
+    # the contract's limits; a server may lower them (never above the schema's maxima)
+    max_steps: int = Field(MAX_STEPS, ge=1, le=MAX_STEPS)
+    max_hidden: int = Field(MAX_HIDDEN, ge=1, le=MAX_HIDDEN)
+    max_input: int = Field(MAX_INPUT, ge=1, le=MAX_INPUT)
+    max_layers: int = Field(MAX_LAYERS, ge=1, le=MAX_LAYERS)
+    max_work: int = Field(MAX_WORK, ge=1, le=MAX_WORK)
+    max_body_bytes: int = Field(32 * MiB, ge=1024)
+    max_upload_bytes: int = Field(64 * MiB, ge=1024)
+
+    @cached_property
+    def limits(self) -> Limits:
+        return Limits(self.max_steps, self.max_hidden, self.max_input, self.max_layers,
+                      self.max_work)

@@ -4,7 +4,6 @@ what gatescope.run gives in-process."""
 from __future__ import annotations
 
 import base64
-import gzip
 
 import numpy as np
 

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     try:
         request = _read_request(args.request)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
         print(f"gatescope: cannot read {args.request}: {exc}", file=sys.stderr)
         return 1
     try:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .cells import Cell
+from .cells import Cell, Trace
 
 StateDict = dict[str, np.ndarray]
 
@@ -70,7 +69,7 @@ class Gradients:
 
 def forward(
     cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None
-) -> list[Any]:
+) -> list[Trace]:
     """Run every layer over the whole sequence.
 
     X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
@@ -100,7 +99,7 @@ def backward(
     cell: Cell,
     params: StateDict,
     X: np.ndarray,
-    traces: list[Any],
+    traces: list[Trace],
     dH_top: np.ndarray,
     truncate: int | None = None,
 ) -> Gradients:

@@ -20,8 +20,15 @@ class ModelNotFoundError(LookupError):
 def error_detail(exc: ValidationError) -> list[dict[str, Any]]:
     """The errors as plain JSON: {"loc", "msg", "type"} each — never the input back, which
     may be megabytes."""
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+    return [{"loc": [part for part in e["loc"] if not _union_member(part)], "msg": e["msg"],
+             "type": e["type"]}
             for e in exc.errors(include_url=False, include_input=False, include_context=False)]
+
+
+def _union_member(part: str | int) -> bool:
+    """pydantic names the union member it tried in `loc` ("list[float]"); a client needs
+    the field's path, not our type names."""
+    return isinstance(part, str) and "[" in part
 
 
 def invalid(loc: tuple[str | int, ...], message: str, value: Any = None,
@@ -32,4 +39,4 @@ def invalid(loc: tuple[str | int, ...], message: str, value: Any = None,
         loc=loc,
         input=value,
     )
-    return ValidationError.from_exception_data("RunRequest", [detail])
+    return ValidationError.from_exception_data("gatescope request", [detail])

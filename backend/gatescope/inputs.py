@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import invalid
+from .numerics import finite_array
 
 
 def default_vocab(text: str) -> str:
@@ -38,4 +39,4 @@ def encode_values(values: list[list[float]], dtype: np.dtype) -> np.ndarray:
         if len(row) != D:
             raise invalid(("input", "values", t), f"row {t} has {len(row)} numbers but row 0 "
                           f"has {D}: every step needs the same input size D", row)
-    return np.asarray(values, dtype=dtype)
+    return finite_array(values, dtype, ("input", "values"))

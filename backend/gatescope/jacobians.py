@@ -29,7 +29,7 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from .cells import Cell
+from .cells import Cell, Trace
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Factors:
     d: np.ndarray | None
 
 
-def factors(cell: Cell, trace, W_hh: np.ndarray) -> Factors:
+def factors(cell: Cell, trace: Trace, W_hh: np.ndarray) -> Factors:
     """The Jacobian's factors of one layer, from its forward trace's local derivatives."""
     H = W_hh.shape[1]
     W = {name: W_hh[k * H:(k + 1) * H] for k, name in enumerate(cell.gates)}
@@ -75,10 +75,15 @@ def factors(cell: Cell, trace, W_hh: np.ndarray) -> Factors:
     return Factors(p=None, alphas={"a": local.dh_da}, Ws={"a": W_hh}, d=None)
 
 
-def norms(cell: Cell, trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
+def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
     """Frobenius norm of each term and of the total, per step: each (T, N).
 
     LSTM: direct, forget, input, candidate, total. GRU, RNN: total.
+
+    The terms' norms are sums of non-negative products, exact to rounding. The total's
+    square adds cross products of mixed sign; where they cancel most of it (the total is
+    far smaller than its terms), its rounding error would be large, so those steps are
+    recomputed from the explicit H×H matrix.
     """
     fac = factors(cell, trace, W_hh)
     names = list(fac.alphas)
@@ -95,43 +100,61 @@ def norms(cell: Cell, trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
         Q = [prod[..., m * H:(m + 1) * H] for m in range(len(pairs))]
     squares = {}
     total2 = np.zeros(fac.alphas[names[0]].shape[:2], dtype=W_hh.dtype)  # (T, N)
+    magnitude = np.zeros_like(total2)  # Σ |contributions| to total2: the rounding's scale
     for m, (a, b) in enumerate(pairs):
         s = np.sum(fac.alphas[names[a]] * fac.alphas[names[b]] * Q[m], axis=-1)
         if a == b:
             squares[names[a]] = s
             total2 += s
+            magnitude += s
         else:
             total2 += 2.0 * s
+            magnitude += 2.0 * np.abs(s)
     if fac.p is not None:
-        total2 += np.sum(fac.p * fac.p, axis=-1)
+        p2 = np.sum(fac.p * fac.p, axis=-1)
         # cross terms 2 Σ_i p_i α_k[i] W_k[i, i] d_i
         cross = sum(fac.alphas[name] * np.diagonal(fac.Ws[name]) for name in names)
         if fac.d is not None:
             cross = cross * fac.d
-        total2 += 2.0 * np.sum(fac.p * cross, axis=-1)
+        cross = 2.0 * np.sum(fac.p * cross, axis=-1)
+        total2 += p2 + cross
+        magnitude += p2 + np.abs(cross)
+    cancelled = total2 < magnitude * _CANCELLED[W_hh.dtype.char]
+    for t, n in zip(*np.nonzero(cancelled), strict=True):
+        total2[t, n] = np.sum(np.square(_explicit(fac, t, n)["total"]))
     out: dict[str, np.ndarray] = {}
     if cell.name == "lstm":
-        out["direct"] = np.sqrt(np.sum(fac.p * fac.p, axis=-1))
+        out["direct"] = np.sqrt(p2)
         for name in names:
             out[name] = np.sqrt(squares[name])
-    out["total"] = np.sqrt(np.maximum(total2, 0.0))  # rounding can leave −ε
+    out["total"] = np.sqrt(total2)
     return out
 
 
-def matrices(cell: Cell, trace, W_hh: np.ndarray, step: int, seq: int = 0) -> dict:
-    """The full H×H matrices at one step of sequence `seq`.
+# Recompute a total whose square lost more than these parts of its terms' magnitude to
+# cancellation: that keeps ~12 significant digits in float64, ~5 in float32.
+_CANCELLED = {"d": 1e-4, "f": 1e-2}
 
-    Returns {"terms": {name: (H, H)}, "total": (H, H)}; terms are the LSTM's four, {} else.
-    Row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j].
-    """
-    fac = factors(cell, trace, W_hh)
-    H = W_hh.shape[1]
-    ones = np.ones(H, W_hh.dtype)
-    d = ones if fac.d is None else fac.d[step, seq]
+
+def _explicit(fac: Factors, step: int, seq: int) -> dict:
+    """The H×H terms and their sum at one step of one sequence."""
+    H = next(iter(fac.Ws.values())).shape[1]
+    d = np.ones(H, fac.alphas[next(iter(fac.alphas))].dtype) if fac.d is None \
+        else fac.d[step, seq]
     terms = {}
     if fac.p is not None:
         terms["direct"] = np.diag(fac.p[step, seq])
     for name, alpha in fac.alphas.items():
         terms[name] = alpha[step, seq][:, None] * fac.Ws[name] * d[None, :]
-    total = sum(terms.values())
-    return {"terms": terms if cell.name == "lstm" else {}, "total": total}
+    return {"terms": terms, "total": sum(terms.values())}
+
+
+def matrices(cell: Cell, trace: Trace, W_hh: np.ndarray, step: int, seq: int = 0) -> dict:
+    """The full H×H matrices at one step of sequence `seq`.
+
+    Returns {"terms": {name: (H, H)}, "total": (H, H)}; terms are the LSTM's four, {} else.
+    Row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j].
+    """
+    explicit = _explicit(factors(cell, trace, W_hh), step, seq)
+    return {"terms": explicit["terms"] if cell.name == "lstm" else {},
+            "total": explicit["total"]}

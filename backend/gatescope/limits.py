@@ -1,5 +1,7 @@
-"""The contract's limits (../shared/API.md). The schema carries the defaults as field
-constraints; a server may lower them, and `Limits.check` enforces what it sets."""
+"""The contract's limits (../shared/API.md). The schema carries them as field constraints
+(so the OpenAPI document shows them); a server may lower them with GATESCOPE_MAX_* and
+`Limits.check` enforces what it sets. Raising them above the schema's would need a schema
+built per server; gatescope does not do that (README, "Limits")."""
 
 from __future__ import annotations
 

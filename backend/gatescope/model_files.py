@@ -30,8 +30,8 @@ SAVE_AS_SAFETENSORS = (
 )
 
 _RNN_NAME = re.compile(
-    r"^(?P<prefix>.*?)(?P<name>(?:weight|bias)_(?:ih|hh)_l\d+)(?P<reverse>_reverse)?$")
-_PROJECTION = re.compile(r"^(?P<prefix>.*?)weight_hr_l\d+(_reverse)?$")
+    r"(?P<prefix>.*?)(?P<name>(?:weight|bias)_(?:ih|hh)_l[0-9]{1,2})(?P<reverse>_reverse)?")
+_PROJECTION = re.compile(r"(?P<prefix>.*?)weight_hr_l[0-9]{1,2}(_reverse)?")
 
 
 class ModelFileError(ValueError):
@@ -167,9 +167,9 @@ def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
     """
     groups: dict[str, dict[str, np.ndarray | str]] = {}
     for key, value in {**model.unreadable, **model.tensors}.items():
-        m = _RNN_NAME.match(key)
+        m = _RNN_NAME.fullmatch(key)
         if m is None:
-            if _PROJECTION.match(key):
+            if _PROJECTION.fullmatch(key):
                 raise ModelFileError(f"{key!r}: LSTMs with proj_size are not supported")
             continue
         if m["reverse"]:

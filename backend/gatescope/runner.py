@@ -15,13 +15,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import engine, jacobians, losses
-from .cells import CELLS, Cell
+from .cells import CELLS, Cell, Trace
 from .engine import StateDict, param_names
 from .errors import ModelNotFoundError, invalid
 from .inputs import default_vocab, encode_text, encode_values
 from .limits import Limits
+from .numerics import finite_array
 from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
-from .schemas import HiddenUnit, JacobianRequest, RunRequest
+from .schemas import MSE, AllHiddenSum, HiddenUnit, JacobianRequest, LastHiddenSum, RunRequest
 from .weights import as_arrays, check_state_dict, infer_sizes, pytorch_init
 
 
@@ -42,7 +43,7 @@ class ModelSource(Protocol):
 class Prepared:
     """Everything a request resolves to before the engine runs; arrays in `dtype`.
 
-    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM).
+    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM). targets: (T, 1, H) (mse only).
     """
 
     request: RunRequest
@@ -54,6 +55,7 @@ class Prepared:
     vocab: str | None
     h0: np.ndarray
     c0: np.ndarray | None
+    targets: np.ndarray | None = None  # (T, 1, H) for the mse loss
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -123,19 +125,18 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                           f"{cell.name} has no forget gate", forget_bias)
         params = pytorch_init(cell, D, H, L, seed, forget_bias, dtype)
     else:
-        D_weights = np.shape(tensors.get("weight_ih_l0", ((),)))[-1]
+        D_weights = np.shape(tensors["weight_ih_l0"])[-1] if "weight_ih_l0" in tensors else 0
+        check_state_dict(cell, tensors, D_weights, H, L, loc)
         if D_weights != D:
             what = (f"the vocab has {D} characters" if vocab is not None
                     else f"each step has {D} numbers")
             raise invalid(("input",), f"the weights take inputs of size {D_weights} "
                           f"(weight_ih_l0 has {D_weights} columns) but {what}", None)
-        check_state_dict(cell, tensors, D, H, L, loc)
-        params = {name: np.asarray(tensors[name], dtype=dtype) for name in
-                  (n for k in range(L) for n in param_names(k))}
+        params = as_arrays(tensors, dtype, loc)
 
     h0, c0 = _initial_state(req, cell, L, H, dtype)
-    _check_loss(req, T, H)
-    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0)
+    targets = _loss_targets(req, T, H, dtype)
+    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, targets)
 
 
 def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
@@ -157,38 +158,45 @@ def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
             raise invalid(("initial_state", name), f"initial_state.{name} must be L×H = "
                           f"{L}×{H} (one row of hidden_size numbers per layer), got "
                           f"{len(rows)} rows of {'/'.join(map(str, got[1:]))}", None)
-        target[:, 0, :] = np.asarray(rows, dtype=dtype)
+        target[:, 0, :] = finite_array(rows, dtype, ("initial_state", name))
     return h0, c0
 
 
-def _check_loss(req: RunRequest, T: int, H: int) -> None:
+def _loss_targets(req: RunRequest, T: int, H: int, dtype: np.dtype) -> np.ndarray | None:
+    """Check the loss against the sequence; the mse targets as a (T, 1, H) array.
+
+    Locations follow the schema's: ("loss", <type>, <field>)."""
     loss = req.loss
     if isinstance(loss, HiddenUnit):
         if loss.step is not None and loss.step >= T:
-            raise invalid(("loss", "step"), f"step {loss.step} is past the last step "
-                          f"({T - 1}) of this {T}-step sequence", loss.step)
+            raise invalid(("loss", loss.type, "step"), f"step {loss.step} is past the last "
+                          f"step ({T - 1}) of this {T}-step sequence", loss.step)
         if loss.unit >= H:
-            raise invalid(("loss", "unit"), f"unit {loss.unit} is past the last hidden unit "
-                          f"({H - 1}) of hidden_size {H}", loss.unit)
-    elif loss.type == "mse":
-        shape = (len(loss.targets), *{len(r) for r in loss.targets})
-        if shape != (T, H):
-            raise invalid(("loss", "targets"), f"targets must be T×H = {T}×{H} (one "
-                          f"hidden_size vector per step), got {shape[0]} rows of "
-                          f"{'/'.join(map(str, shape[1:]))}", None)
+            raise invalid(("loss", loss.type, "unit"), f"unit {loss.unit} is past the last "
+                          f"hidden unit ({H - 1}) of hidden_size {H}", loss.unit)
+    if not isinstance(loss, MSE):
+        return None
+    loc = ("loss", loss.type, "targets")
+    shape = (len(loss.targets), *{len(r) for r in loss.targets})
+    if shape != (T, H):
+        raise invalid(loc, f"targets must be T×H = {T}×{H} (one hidden_size vector per "
+                      f"step), got {shape[0]} rows of {'/'.join(map(str, shape[1:]))}", None)
+    return finite_array(loss.targets, dtype, loc)[:, None, :]
 
 
-def _loss(req: RunRequest, h: np.ndarray) -> tuple[float, np.ndarray]:
+def _loss(req: RunRequest, h: np.ndarray, targets: np.ndarray | None
+          ) -> tuple[float, np.ndarray]:
     """L and ∂L/∂h_t from the top layer's states h: (T, N, H)."""
     loss = req.loss
-    if loss.type == "last_hidden_sum":
+    if isinstance(loss, LastHiddenSum):
         return losses.last_hidden_sum(h)
-    if loss.type == "hidden_unit":
+    if isinstance(loss, HiddenUnit):
         step = h.shape[0] - 1 if loss.step is None else loss.step
         return losses.hidden_unit(h, step, loss.unit)
-    if loss.type == "all_hidden_sum":
+    if isinstance(loss, AllHiddenSum):
         return losses.all_hidden_sum(h)
-    return losses.mse(h, np.asarray(loss.targets, dtype=h.dtype))
+    assert targets is not None
+    return losses.mse(h, targets)
 
 
 def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
@@ -203,7 +211,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     T, D, H, L = p.sizes
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
-        loss, dH = _loss(p.request, traces[-1].h[1:])
+        loss, dH = _loss(p.request, traces[-1].h[1:], p.targets)
         W_hh = [p.params[param_names(k)[1]] for k in range(L)]
         for trace in traces:
             trace.local  # noqa: B018 — computed once here, then shared by both threads
@@ -227,14 +235,14 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     return result
 
 
-def _all_norms(cell: Cell, traces: list[Any], W_hh: list[np.ndarray]
+def _all_norms(cell: Cell, traces: list[Trace], W_hh: list[np.ndarray]
                ) -> list[dict[str, np.ndarray]]:
     """Per-step Jacobian norms of every layer (np.errstate is per thread: set it here too)."""
     with np.errstate(all="ignore"):
         return [jacobians.norms(cell, trace, w) for trace, w in zip(traces, W_hh, strict=True)]
 
 
-def _layer_result(cell: Cell, trace: Any, g: engine.LayerGrads,
+def _layer_result(cell: Cell, trace: Trace, g: engine.LayerGrads,
                   norms: dict[str, np.ndarray]) -> LayerResult:
     """Squeeze the single sequence (N = 1) out of a layer's trace and gradients."""
     first = 0  # the sequence shown
@@ -263,13 +271,12 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
 
     `step` and `layer` override the request's own fields when given.
     """
-    raw = dict(request) if isinstance(request, Mapping) else request.model_dump(
-        exclude_unset=True)
-    if step is not None:
-        raw["step"] = step
-    if layer is not None:
-        raw["layer"] = layer
-    req = JacobianRequest.model_validate(raw)
+    raw: Any = request.model_dump(exclude_unset=True) if isinstance(request, RunRequest) \
+        else request
+    if isinstance(raw, Mapping):
+        raw = {**raw, **({} if step is None else {"step": step}),
+               **({} if layer is None else {"layer": layer})}
+    req = JacobianRequest.model_validate(raw)  # anything else fails here, as a ValidationError
     p = prepare(req, models, limits)
     T, _, _, L = p.sizes
     if req.step >= T:

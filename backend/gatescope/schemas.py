@@ -23,7 +23,9 @@ class Strict(BaseModel):
 
 
 Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]
-Matrix = Annotated[list[Row], Field(min_length=1)]
+# a state_dict tensor: a bias (G·H) or a weight (G·H rows of D or H), G·H ≤ 4·1024
+TensorVector = Annotated[list[float], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
+TensorMatrix = Annotated[list[Row], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
 
 
 # ── input ────────────────────────────────────────────────────────────────────────────
@@ -92,7 +94,7 @@ class Weights(Strict):
         description="LSTM only: added to both forget-gate bias blocks (b_if and b_hf).")
     model_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                                  description="A model from the store or a bundled preset.")
-    tensors: dict[str, Row | Matrix] | None = Field(
+    tensors: dict[str, TensorVector | TensorMatrix] | None = Field(
         None, max_length=4 * MAX_LAYERS,
         description="weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H), "
         "bias_hh_l{k} (G·H) for every layer k, and nothing else.")

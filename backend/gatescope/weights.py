@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from .cells import Cell
 from .engine import StateDict, param_names
 from .errors import invalid
+from .numerics import finite_array
 
-_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
+_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})")
 
 
 def shapes(cell: Cell, D: int, H: int, L: int) -> dict[str, tuple[int, ...]]:
@@ -53,7 +55,7 @@ def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, 
     """(H, L) from the names and weight_hh_l0's shape; checks the names form layers 0..L−1."""
     layers = set()
     for name in tensors:
-        m = _NAME.match(name)
+        m = _NAME.fullmatch(name)
         if m is None:
             raise invalid((*loc, name), f"{name!r} is not a tensor of a recurrent layer; expected "
                           "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}", name)
@@ -88,12 +90,15 @@ def check_state_dict(cell: Cell, tensors: Mapping[str, np.ndarray], D: int, H: i
 
 
 def as_arrays(tensors: Mapping[str, Any], dtype: np.dtype, loc: tuple[str, ...]) -> StateDict:
-    """Nested lists → arrays of `dtype`; a ragged list is a clear error."""
+    """Nested lists or arrays → arrays of `dtype`; a ragged list, or a number beyond the
+    dtype's range, is a clear error."""
     out = {}
     for name, value in tensors.items():
         try:
-            out[name] = np.asarray(value, dtype=dtype)
-        except ValueError:
+            out[name] = finite_array(value, dtype, (*loc, name))
+        except ValueError as exc:
+            if isinstance(exc, ValidationError):
+                raise
             raise invalid((*loc, name), f"{name} is ragged: every row must have the same "
                           "length", None) from None
     return out

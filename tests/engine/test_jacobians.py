@@ -90,3 +90,21 @@ def test_batched_norms_equal_norms_of_the_matrices(cell_name):
         for name, value in norms.items():
             np.testing.assert_allclose(value[t, 0], np.linalg.norm(named[name]), rtol=1e-12,
                                        err_msg=f"{name} at step {t}")
+
+
+def test_total_norm_is_exact_where_the_terms_cancel():
+    """One LSTM unit whose candidate term nearly cancels the direct one: the total is ~1e−15
+    while each term is ~0.1–1. The batched formula's cross terms would leave an error of
+    ~1e−8 here; such steps are recomputed from the explicit matrix."""
+    import gatescope
+    tensors = {"weight_ih_l0": [[0.5]] * 4,
+               "weight_hh_l0": [[0.3], [0.2], [-12.440055475867622], [0.4]],
+               "bias_ih_l0": [0.0] * 4, "bias_hh_l0": [0.0] * 4}
+    for dtype, rtol in (("float64", 1e-12), ("float32", 1e-5)):
+        req = {"input": {"values": [1.0, 1.0]}, "weights": {"tensors": tensors},
+               "dtype": dtype}
+        total = gatescope.run(req).layers[0].jacobian["total"][1]
+        explicit = np.linalg.norm(gatescope.jacobian(req, step=1).total)
+        terms = gatescope.jacobian(req, step=1).terms
+        assert explicit < 1e-5 * np.linalg.norm(terms["direct"])  # it really cancels
+        np.testing.assert_allclose(total, explicit, rtol=rtol)

@@ -124,3 +124,18 @@ def test_jacobian_returns_hxh_matrices():
     # the request's own step/layer fields work too
     again = gatescope.jacobian({**req, "step": 2, "layer": 1})
     np.testing.assert_array_equal(again.total, jac.total)
+
+
+@pytest.mark.parametrize("cell", list(SHAPES))
+def test_float32_runs_in_float32_throughout(cell):
+    """No array of a float32 run is silently float64 (an upcast would also slow it down)."""
+    from gatescope.encoding import walk_arrays
+    T, H = 5, 3
+    req = {"cell": cell, "hidden_size": H, "num_layers": 2, "dtype": "float32",
+           "input": {"text": "hello"}, "loss": {"type": "mse", "targets": [[0.1] * H] * T},
+           "initial_state": {"h": [[0.5] * H] * 2}}
+    arrays = list(walk_arrays(gatescope.run(req).as_dict()))
+    arrays += list(walk_arrays(gatescope.jacobian(req, step=2, layer=1).as_dict()))
+    assert len(arrays) > 20
+    for path, a in arrays:
+        assert a.dtype == np.float32, path

@@ -4,8 +4,10 @@ Every case of tests/fixtures/pytorch_cases.json is a `/run` request (weights inl
 tests/fixtures/pytorch_cases.npz holds, keyed "<case>/<response path>", what
 torch.nn.LSTM/GRU/RNN and autograd give for it in float64. Each stored array must match
 the engine's array at the same path to a relative error
-max|a − b| / max(max|b|, 1e-300) < 1e-9, and every entry PyTorch gives as exactly zero
-(truncated gradients, a dead ReLU unit, the Jacobian terms at t = 0) must be zero here too.
+max|a − b| / max(max|b|, 1e-300) < 1e-9 — and step by step, each step's row against its
+own largest entry, so a vanishing gradient of 1e−27 next to one of 1 is checked to its own
+digits. Every entry PyTorch gives as exactly zero (truncated gradients, a dead ReLU unit,
+the Jacobian terms at t = 0) must be zero here too, and every nonzero one nonzero.
 No torch needed.
 """
 
@@ -90,6 +92,18 @@ def mismatches(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -
                                                            want.shape))
             problems.append(f"{path}: relative error {err:.3g} (worst at {where}: engine "
                             f"{float(got[where])!r}, PyTorch {float(want[where])!r})")
+        if want.ndim >= 1 and path.startswith(("layers.", "input_grad")):
+            for t, (got_t, want_t) in enumerate(zip(got, want, strict=True)):
+                err_t = relative_error(got_t, want_t)
+                if err_t >= RTOL:
+                    problems.append(f"{path}: step {t} has relative error {err_t:.3g} "
+                                    f"(its largest entry {np.abs(want_t).max():.3g})")
+                    break
+        lost = (want != 0.0) & (got == 0.0)
+        if lost.any():
+            where = tuple(int(i) for i in np.argwhere(lost)[0])
+            problems.append(f"{path}: PyTorch is {float(want[where])!r} at {where} but the "
+                            "engine gives exactly 0")
         zeros = want == 0.0
         if zeros.any() and np.max(np.abs(got[zeros])) > TINY:
             where = tuple(int(i) for i in np.argwhere(zeros & (np.abs(got) > TINY))[0])

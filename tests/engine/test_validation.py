@@ -100,14 +100,34 @@ CASES = [
      ("initial_state", "h"), "2×2"),
     ({"input": TEXT, "cell": "gru", "initial_state": {"c": [[0.0] * 16]}},
      ("initial_state", "c"), "no cell state"),
-    ({"input": TEXT, "loss": {"type": "hidden_unit", "step": 3}}, ("loss", "step"),
+    ({"input": TEXT, "loss": {"type": "hidden_unit", "step": 3}}, ("loss", "hidden_unit", "step"),
      "last step (2)"),
-    ({"input": TEXT, "loss": {"type": "hidden_unit", "unit": 16}}, ("loss", "unit"),
+    ({"input": TEXT, "loss": {"type": "hidden_unit", "unit": 16}},
+     ("loss", "hidden_unit", "unit"),
      "hidden_size 16"),
     ({"input": TEXT, "loss": {"type": "mse", "targets": [[0.0] * 16] * 2}},
-     ("loss", "targets"), "3×16"),
+     ("loss", "mse", "targets"), "3×16"),
     ({"input": TEXT, "loss": {"type": "mse"}}, ("loss", "mse", "targets"), "required"),
     ({"input": TEXT, "loss": {"type": "cross_entropy"}}, ("loss",), "last_hidden_sum"),
+    # float32 holds ±3.4e38: a finite JSON number beyond it is refused, not turned into inf
+    ({"input": {"values": [1e39, 1.0]}, "dtype": "float32"}, ("input", "values"),
+     "beyond the range of float32"),
+    ({"input": {"values": [1.0]}, "dtype": "float32", "initial_state": {"h": [[1e39] * 16]}},
+     ("initial_state", "h"), "beyond the range of float32"),
+    ({"input": TEXT, "dtype": "float32", "hidden_size": 2,
+      "loss": {"type": "mse", "targets": [[0.0, 1e39]] * 3}}, ("loss", "mse", "targets"),
+     "beyond the range of float32"),
+    ({"input": TEXT, "dtype": "float32", "weights": {"tensors": {
+        **lstm_tensors(), "bias_hh_l0": [1e39] * 8}}}, ("weights", "tensors", "bias_hh_l0"),
+     "beyond the range of float32"),
+    # layer numbers are one or two ASCII digits: no 5000-digit int(), no other scripts' digits
+    ({"input": TEXT, "weights": {"tensors": {**lstm_tensors(), "weight_ih_l" + "9" * 5000:
+                                             [0.0]}}},
+     ("weights", "tensors", "weight_ih_l" + "9" * 5000), "not a tensor of a recurrent layer"),
+    ({"input": TEXT, "weights": {"tensors": {**lstm_tensors(), "weight_ih_l\u0661": [0.0]}}},
+     ("weights", "tensors", "weight_ih_l\u0661"), "not a tensor of a recurrent layer"),
+    ({"input": TEXT, "weights": {"tensors": {**lstm_tensors(), "bias_ih_l0\n": [0.0]}}},
+     ("weights", "tensors", "bias_ih_l0\n"), "not a tensor of a recurrent layer"),
 ]
 
 
@@ -128,6 +148,22 @@ def test_server_limits_can_be_lowered():
                     limits=limits)[0] == ("num_layers",)
     assert "100" in error_of({"input": {"text": "a" * 10}, "hidden_size": 8, "num_layers": 2},
                              limits=limits)[1]
+
+
+@pytest.mark.parametrize("request_", [None, [1, 2], "text", 3])
+def test_a_request_that_is_not_an_object_is_a_validation_error(request_):
+    with pytest.raises(ValidationError):
+        gatescope.run(request_)
+    with pytest.raises(ValidationError):
+        gatescope.jacobian(request_, step=0)
+
+
+def test_inline_tensors_of_a_wide_lstm_fit_the_schema():
+    """A bias of an LSTM with H = 300 has 1200 entries: more than D's 1024, within 4·H."""
+    tensors = {k: v.tolist() for k, v in
+               pytorch_init(CELLS["lstm"], 2, 300, 1, 0, None, np.float64).items()}
+    result = gatescope.run({"input": {"values": [[0.0, 1.0]]}, "weights": {"tensors": tensors}})
+    assert result.hidden_size == 300
 
 
 def test_jacobian_step_and_layer_must_exist():

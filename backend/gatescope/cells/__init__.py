@@ -8,17 +8,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import gru, lstm, rnn
 
-__all__ = ["CELLS", "Cell", "gru", "lstm", "rnn"]
+__all__ = ["CELLS", "Cell", "Trace", "gru", "lstm", "rnn"]
 
 
 def _same(da: np.ndarray, trace: Any) -> np.ndarray:
     return da
+
+
+@dataclass(frozen=True)
+class Trace(Protocol):
+    """One layer's forward pass over T steps and N sequences (each cell module's Trace).
+
+    h: (T+1, N, H), the initial state at index 0. c: (T+1, N, H) for the LSTM, else None.
+    pre: (T, N, G·H) pre-activations. local: every step's local derivatives (T, N, …).
+    """
+
+    h: np.ndarray
+    c: np.ndarray | None
+    pre: np.ndarray
+
+    @property
+    def local(self) -> Any: ...
+
+    def step(self, t: int) -> Any: ...
+
+    def gates(self) -> dict[str, np.ndarray]: ...
+
+    def pre_activations(self) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -48,15 +70,22 @@ class Cell:
     recurrent_grad: Callable[[np.ndarray, Any], np.ndarray] = _same
 
 
+def _cell(module: Any, name: str, **overrides: Any) -> Cell:
+    """A Cell from a cell module's constants and functions."""
+    fields = dict(
+        name=name, gates=module.GATES, blocks=max(len(module.GATES), 1),
+        has_cell_state=module.HAS_CELL_STATE, new_trace=module.Trace.empty,
+        split_recurrent_bias=module.split_recurrent_bias, step_forward=module.step_forward,
+        step_backward=module.step_backward, split=module.split_gates)
+    if hasattr(module, "recurrent_grad"):
+        fields["recurrent_grad"] = module.recurrent_grad
+    return Cell(**{**fields, **overrides})
+
+
 CELLS: dict[str, Cell] = {
-    "lstm": Cell("lstm", lstm.GATES, 4, True, lstm.Trace.empty, lstm.split_recurrent_bias,
-                 lstm.step_forward, lstm.step_backward, lstm.split_gates),
-    "gru": Cell("gru", gru.GATES, 3, False, gru.Trace.empty, gru.split_recurrent_bias,
-                gru.step_forward, gru.step_backward, gru.split_gates, gru.recurrent_grad),
-    "rnn_tanh": Cell("rnn_tanh", (), 1, False, rnn.Trace.empty, rnn.split_recurrent_bias,
-                     rnn.step_forward,
-                     rnn.step_backward, rnn.split),
-    "rnn_relu": Cell("rnn_relu", (), 1, False, partial(rnn.Trace.empty, relu=True),
-                     rnn.split_recurrent_bias,
-                     partial(rnn.step_forward, relu=True), rnn.step_backward, rnn.split),
+    "lstm": _cell(lstm, "lstm"),
+    "gru": _cell(gru, "gru"),
+    "rnn_tanh": _cell(rnn, "rnn_tanh"),
+    "rnn_relu": _cell(rnn, "rnn_relu", new_trace=partial(rnn.Trace.empty, relu=True),
+                      step_forward=partial(rnn.step_forward, relu=True)),
 }

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..numerics import dsigmoid, dtanh, sigmoid
 
-NAME = "gru"
 GATES = ("r", "z", "n")
 HAS_CELL_STATE = False
 
@@ -43,6 +42,7 @@ class Local(NamedTuple):
     dh_dpre_n: ∂h_t/∂ pre-activation of n = (1 − z) ⊙ (1 − n²)
     dpre_n_dpre_r: ∂(pre-activation of n)/∂(pre-activation of r) = hn ⊙ σ'(r)
     dh_dpre_z: ∂h_t/∂ pre-activation of z = (h_{t−1} − n) ⊙ σ'(z)
+    r, z: the gates themselves (r gates the recurrent part of n; z carries h_{t−1} over)
     """
 
     dh_dpre_n: np.ndarray

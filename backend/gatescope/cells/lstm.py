@@ -22,7 +22,6 @@ import numpy as np
 
 from ..numerics import dsigmoid, dtanh, sigmoid
 
-NAME = "lstm"
 GATES = ("i", "f", "g", "o")
 HAS_CELL_STATE = True
 

@@ -59,7 +59,7 @@ class Trace:
         return {}
 
     def pre_activations(self) -> dict[str, np.ndarray]:
-        return split(self.pre)
+        return split_gates(self.pre)
 
     @cached_property
     def local(self) -> Local:
@@ -68,7 +68,7 @@ class Trace:
         return Local(dtanh(self.h[1:]))
 
 
-def split(block: np.ndarray) -> dict[str, np.ndarray]:
+def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
     """The RNN's single block is its pre-activation a."""
     return {"a": block}
 

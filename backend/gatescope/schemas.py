@@ -17,9 +17,24 @@ DType = Literal["float64", "float32"]
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors (a typo never passes silently); NaN and ±Infinity too."""
+    """Unknown fields are errors (a typo never passes silently); so are NaN and ±Infinity,
+    and types JSON did not send (strict: true is not 1, "1" is not 1)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+def _integral(v: Any) -> Any:
+    """JSON Schema counts 16.0 as an integer, so gatescope does too (strict mode otherwise
+    refuses every float, and it refuses true and "16" either way)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+
+
+def bounded(**limits: int) -> Any:
+    """An Int with limits, placed before the validator so the JSON schema shows them."""
+    return Annotated[int, Field(**limits), BeforeValidator(_integral)]
 
 
 Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]
@@ -57,8 +72,14 @@ class Input(Strict):
     """The sequence: `text` (one token per Unicode code point, one-hot over `vocab`) or
     `values` (T×D numbers, or T numbers)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "hello world"}, {"text": "abba", "vocab": "ab"}, {"values": [0.5, -1.0, 2.0]}]})
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"text": "hello world"}, {"text": "abba", "vocab": "ab"},
+                     {"values": [0.5, -1.0, 2.0]}],
+        # what _one_kind checks, for clients and generators: text (and vocab) or values
+        "oneOf": [{"required": ["text"], "not": {"required": ["values"]}},
+                  {"required": ["values"],
+                   "not": {"anyOf": [{"required": ["text"]}, {"required": ["vocab"]}]}}],
+    })
 
     text: str | None = Field(None, min_length=1, max_length=MAX_STEPS,
                              description="T ≤ 4096 characters.")
@@ -83,12 +104,20 @@ class Weights(Strict):
     """Where the weights come from: PyTorch's default init with a seed (the default), a
     stored model (`model_id`), or every state_dict tensor given inline (`tensors`)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"init": "pytorch", "seed": 0, "forget_bias": 1.0}, {"model_id": "3f2a9c0d1e4b5a69"}]})
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"init": "pytorch", "seed": 0, "forget_bias": 1.0},
+                     {"model_id": "3f2a9c0d1e4b5a69"}],
+        # what _one_source checks: random init, or model_id alone, or tensors alone
+        "oneOf": [{"not": {"anyOf": [{"required": ["model_id"]}, {"required": ["tensors"]}]}},
+                  {"required": ["model_id"], "not": {"anyOf": [
+                      {"required": [k]} for k in ("tensors", "init", "seed", "forget_bias")]}},
+                  {"required": ["tensors"], "not": {"anyOf": [
+                      {"required": [k]} for k in ("model_id", "init", "seed", "forget_bias")]}}],
+    })
 
     init: Literal["pytorch"] = Field(
         "pytorch", description="Every tensor from U(−1/√H, 1/√H), drawn with `seed`.")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: Int = Field(0, ge=0, le=2**63 - 1)
     forget_bias: float | None = Field(
         None, ge=-1e3, le=1e3,
         description="LSTM only: added to both forget-gate bias blocks (b_if and b_hf).")
@@ -121,15 +150,15 @@ class Weights(Strict):
 class LastHiddenSum(Strict):
     """L = Σ_j h_{T−1}[j]."""
 
-    type: Literal["last_hidden_sum"] = "last_hidden_sum"
+    type: Literal["last_hidden_sum"]
 
 
 class HiddenUnit(Strict):
     """L = h_step[unit]; step defaults to T−1."""
 
     type: Literal["hidden_unit"]
-    step: int | None = Field(None, ge=0, lt=MAX_STEPS)
-    unit: int = Field(0, ge=0, lt=MAX_HIDDEN)
+    step: bounded(ge=0, lt=MAX_STEPS) | None = None
+    unit: Int = Field(0, ge=0, lt=MAX_HIDDEN)
 
 
 class AllHiddenSum(Strict):
@@ -174,13 +203,13 @@ class RunRequest(Strict):
     ]})
 
     cell: CellName = "lstm"
-    hidden_size: int = Field(16, ge=1, le=MAX_HIDDEN, description="H ≤ 1024.")
-    num_layers: int = Field(1, ge=1, le=MAX_LAYERS, description="L ≤ 4.")
+    hidden_size: Int = Field(16, ge=1, le=MAX_HIDDEN, description="H ≤ 1024.")
+    num_layers: Int = Field(1, ge=1, le=MAX_LAYERS, description="L ≤ 4.")
     input: Input
     weights: Weights = Field(default_factory=Weights)
     initial_state: InitialState | None = None
-    loss: Loss = Field(default_factory=LastHiddenSum)
-    truncate: int | None = Field(None, ge=1, le=MAX_STEPS,
+    loss: Loss = Field(default_factory=lambda: LastHiddenSum(type="last_hidden_sum"))
+    truncate: bounded(ge=1, le=MAX_STEPS) | None = Field(None,
                                  description="Truncated BPTT window k ≥ 1; null for full BPTT.")
     dtype: DType = "float64"
 
@@ -188,5 +217,11 @@ class RunRequest(Strict):
 class JacobianRequest(RunRequest):
     """`POST /api/v1/jacobian`: a run request plus the step and layer to expand."""
 
-    step: int = Field(ge=0, lt=MAX_STEPS)
-    layer: int = Field(0, ge=0, lt=MAX_LAYERS)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"cell": "lstm", "hidden_size": 8, "input": {"text": "hello world"}, "step": 4},
+        {"cell": "gru", "hidden_size": 4, "num_layers": 2, "input": {"values": [1.0, 0.5, -1.0]},
+         "step": 2, "layer": 1},
+    ]})
+
+    step: Int = Field(ge=0, lt=MAX_STEPS)
+    layer: Int = Field(0, ge=0, lt=MAX_LAYERS)

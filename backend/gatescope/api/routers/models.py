@@ -14,6 +14,7 @@ from ..deps import ComputeDep, SettingsDep, StoreDep
 router = APIRouter(prefix="/models", tags=["models"])
 
 UPLOAD_ERRORS = {
+    400: {"model": ErrorResponse, "description": "the multipart body is malformed"},
     413: {"model": ErrorResponse, "description": "the file is over 64 MiB"},
     415: {"model": ErrorResponse,
           "description": "not a .safetensors or .npz file (a pickled .pt is refused)"},

@@ -1,0 +1,101 @@
+"""Against a real server process (`gatescope serve`): heavy runs do not block the event
+loop, and an oversized streamed body is refused before it is read whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("served")),
+           "GATESCOPE_COMPUTE_PROCESSES": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
+                             str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(proc.stdout.read().decode()) from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def post(url: str, body: dict) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, json.dumps(body).encode(),
+                                 {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_health_answers_quickly_while_a_4096_step_run_computes(server):
+    heavy = {"cell": "lstm", "hidden_size": 256, "input": {"text": "abcdefgh" * 512}}
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(r=post(f"{server}/api/v1/run",
+                                                                heavy)))
+    worker.start()
+    time.sleep(0.5)  # the run is under way
+    latencies = []
+    while worker.is_alive() and len(latencies) < 20:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(f"{server}/api/v1/health", timeout=10) as r:
+            assert r.status == 200
+        latencies.append(time.perf_counter() - t0)
+        time.sleep(0.05)
+    still_running = worker.is_alive()
+    worker.join()
+    assert done["r"][0] == 200
+    assert still_running or len(latencies) >= 3, "the run finished before health was asked"
+    assert max(latencies) < 0.25, latencies
+
+
+def test_streamed_body_over_the_limit_is_refused_before_it_is_read_whole(server):
+    """Chunked, no Content-Length: 413 arrives while the client is still sending."""
+    host, port = server.removeprefix("http://").split(":")
+    chunk = b" " * 2**20
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        reply = b""
+        try:
+            for _ in range(96):  # up to 96 MiB; the limit is 32 MiB
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += 1
+                if select.select([sock], [], [], 0)[0]:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(30)
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert sent < 96, "the whole body was sent before the server answered"

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-Encoding = Literal["json", "typed"]
+Encoding = Literal["json", "typed", "binary"]
 
 
 def finite_list(a: np.ndarray) -> Any:
@@ -49,22 +49,31 @@ def walk_arrays(obj: Any, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
             yield from walk_arrays(v, f"{path}.{k}" if path else str(k))
 
 
+def _map_arrays(obj: Any, fn: Any) -> Any:
+    """A copy of nested dicts/lists with every finite float array replaced by fn(array);
+    arrays holding NaN/inf are left as they are (they go out as lists, null for each)."""
+    if isinstance(obj, np.ndarray):
+        return fn(obj) if obj.dtype.kind == "f" and np.isfinite(obj).all() else obj
+    if isinstance(obj, Mapping):
+        return {k: _map_arrays(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_map_arrays(v, fn) for v in obj]
+    return obj
+
+
+def _little_endian(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+
+
+def _shape(a: np.ndarray) -> str:
+    return ",".join(map(str, a.shape))
+
+
 def typed_array(a: np.ndarray) -> dict[str, str]:
     """plotly.js's typed-array form: {"dtype": "f4"/"f8", "bdata": base64, "shape": "T,H"}."""
-    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    a = _little_endian(a)
     return {"dtype": f"f{a.itemsize}", "bdata": base64.b64encode(a.data).decode("ascii"),
-            "shape": ",".join(map(str, a.shape))}
-
-
-def _typed(obj: Any) -> Any:
-    """Every finite float array → typed_array; arrays with NaN/inf stay lists (with null)."""
-    if isinstance(obj, np.ndarray):
-        return typed_array(obj) if obj.dtype.kind == "f" and np.isfinite(obj).all() else obj
-    if isinstance(obj, Mapping):
-        return {k: _typed(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_typed(v) for v in obj]
-    return obj
+            "shape": _shape(a)}
 
 
 def _orjson_default(obj: Any) -> Any:
@@ -73,10 +82,51 @@ def _orjson_default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def dumps(data: Any, encoding: Encoding = "json") -> bytes:
-    """Response bytes straight from NumPy: orjson writes arrays natively and NaN/±inf as
-    null. float32 values are written with the shortest decimal that round-trips in float32.
-    encoding="typed" sends finite arrays as plotly.js typed arrays (base64)."""
-    if encoding == "typed":
-        data = _typed(data)
+def _json(data: Any) -> bytes:
     return orjson.dumps(data, default=_orjson_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+BINARY_MAGIC = b"GSB1"
+
+
+def binary(data: Any) -> bytes:
+    """The binary encoding: no text for the numbers at all.
+
+        b"GSB1" | uint32 little-endian n | n bytes of JSON header | the arrays' bytes
+
+    The header is the response with every finite array replaced by
+    {"dtype": "f4"|"f8", "shape": "T,H", "offset": o, "nbytes": m}: its little-endian
+    values are bytes o .. o+m of the data after the header. Offsets are multiples of 8, and
+    the header is padded with spaces so the data starts at a multiple of 8 too: a reader
+    can view them in place (np.frombuffer, or a JavaScript Float32Array on the buffer).
+    """
+    parts: list[Any] = []
+    offset = 0
+
+    def place(a: np.ndarray) -> dict[str, Any]:
+        nonlocal offset
+        a = _little_endian(a)
+        ref = {"dtype": f"f{a.itemsize}", "shape": _shape(a), "offset": offset,
+               "nbytes": a.nbytes}
+        pad = -a.nbytes % 8
+        parts.extend([a.data, bytes(pad)])
+        offset += a.nbytes + pad
+        return ref
+
+    header = _json(_map_arrays(data, place))
+    header += b" " * (-(len(BINARY_MAGIC) + 4 + len(header)) % 8)
+    return b"".join([BINARY_MAGIC, len(header).to_bytes(4, "little"), header, *parts])
+
+
+def dumps(data: Any, encoding: Encoding = "json") -> bytes:
+    """Response bytes straight from NumPy.
+
+    json: orjson writes arrays natively and NaN/±inf as null; float32 values with the
+    shortest decimal that round-trips in float32. typed: finite arrays as plotly.js typed
+    arrays (base64). binary: see `binary`.
+    """
+    if encoding == "binary":
+        return binary(data)
+    if encoding == "typed":
+        data = _map_arrays(data, typed_array)
+    return _json(data)

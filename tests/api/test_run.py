@@ -93,7 +93,7 @@ def test_run_errors_are_422_with_field_and_limit(client):
                                     "msg": "Input should be less than or equal to 1024"}]}
     r = client.post("/api/v1/jacobian", json={"input": {"text": "abc"}, "step": 3})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["step"]
-    r = client.post("/api/v1/run?encoding=binary", json={"input": {"text": "abc"}})
+    r = client.post("/api/v1/run?encoding=xml", json={"input": {"text": "abc"}})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "encoding"]
 
 
@@ -102,3 +102,47 @@ def test_unknown_model_is_404(client):
                                          "weights": {"model_id": "0123456789abcdef"}})
     assert r.status_code == 404
     assert "0123456789abcdef" in r.json()["detail"]
+
+
+def read_binary(content: bytes):
+    """The binary encoding: b"GSB1", uint32 header length, JSON header, aligned arrays."""
+    import json
+    assert content[:4] == b"GSB1"
+    n = int.from_bytes(content[4:8], "little")
+    assert (8 + n) % 8 == 0
+    data = memoryview(content)[8 + n:]
+
+    def resolve(obj):
+        if isinstance(obj, dict) and set(obj) == {"dtype", "shape", "offset", "nbytes"}:
+            assert obj["offset"] % 8 == 0
+            dtype = np.dtype("<" + obj["dtype"])
+            shape = tuple(int(k) for k in obj["shape"].split(","))
+            return np.frombuffer(data, dtype, obj["nbytes"] // dtype.itemsize,
+                                 obj["offset"]).reshape(shape)
+        if isinstance(obj, dict):
+            return {k: resolve(v) for k, v in obj.items()}
+        if isinstance(obj, list) and obj and isinstance(obj[0], dict):
+            return [resolve(v) for v in obj]
+        return obj
+
+    return resolve(json.loads(bytes(content[8:8 + n])))
+
+
+def test_binary_encoding_holds_the_same_numbers(client):
+    for dtype in ("float64", "float32"):
+        req = {**REQ, "dtype": dtype}
+        r = client.post("/api/v1/run?encoding=binary", json=req)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/octet-stream"
+        got = read_binary(r.content)
+        want = gatescope.run(req)
+        for k, layer in enumerate(want.layers):
+            for name, values in layer.gates.items():
+                np.testing.assert_array_equal(got["layers"][k]["gates"][name], values)
+            np.testing.assert_array_equal(got["layers"][k]["grads"]["c"], layer.grads["c"])
+        for name, values in want.param_grads.items():
+            np.testing.assert_array_equal(got["param_grads"][name], values)
+        assert got["layers"][0]["h"].dtype == np.dtype(dtype)
+        assert got["tokens"] == list("hello world") and got["loss"] == want.loss
+    r = client.post("/api/v1/run?encoding=binary", json={"input": {}})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/json"

@@ -18,9 +18,16 @@ ENCODING = Query(
     "json",
     description='"json": nested lists (null where a value overflowed). "typed": every '
     'finite array as plotly.js\'s typed-array object {"dtype": "f4"|"f8", "bdata": '
-    '<base64, little-endian>, "shape": "T,H"}, about 3× smaller and faster to parse; '
-    "arrays holding overflowed values stay lists. JSON responses over 64 KiB are "
-    "gzip-compressed when the client accepts gzip.")
+    '<base64, little-endian>, "shape": "T,H"}, about 2× smaller and faster to parse. '
+    '"binary" (application/octet-stream): b"GSB1", a uint32 little-endian header length n, '
+    "n bytes of JSON header — the response with each array replaced by "
+    '{"dtype", "shape", "offset", "nbytes"} — then the arrays\' little-endian bytes, every '
+    "offset a multiple of 8 from the end of the header: readable in place with "
+    "np.frombuffer or a JavaScript Float32Array. In all three, arrays holding overflowed "
+    "values stay JSON lists with null. JSON responses over 64 KiB are gzip-compressed when "
+    "the client accepts gzip.")
+
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "weights.model_id names no model"},
@@ -45,10 +52,12 @@ async def _compute(kind: str, request: Request, pool: ComputeDep, encoding: Enco
                    ) -> Response:
     body = await request.body()
     reply = await pool.submit(compute, kind, body, encoding, _gzip_ok(request))
-    return Response(reply.body, reply.status, reply.headers, media_type="application/json")
+    binary = encoding == "binary" and reply.status == 200
+    return Response(reply.body, reply.status, reply.headers,
+                    media_type="application/octet-stream" if binary else "application/json")
 
 
-@router.post("/run", responses={200: {"model": RunResponse}, **ERRORS},
+@router.post("/run", responses={200: {"model": RunResponse, "content": BINARY}, **ERRORS},
              openapi_extra=_body("RunRequest"))
 async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING) -> Response:
     """Forward pass and backpropagation through time: for every layer and step, the states,
@@ -57,7 +66,8 @@ async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING)
     return await _compute("run", request, pool, encoding)
 
 
-@router.post("/jacobian", responses={200: {"model": JacobianResponse}, **ERRORS},
+@router.post("/jacobian", responses={200: {"model": JacobianResponse, "content": BINARY},
+                                     **ERRORS},
              openapi_extra=_body("JacobianRequest"))
 async def jacobian(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING
                    ) -> Response:

@@ -1,0 +1,142 @@
+"""End-to-end time over HTTP on loopback against gatescope.run in-process, in one run.
+
+The request: LSTM, T = 1024, H = 256, D = 64 numbers per step, float32. Over HTTP a real
+`gatescope serve` process answers; the client's time includes sending the request,
+receiving the body and decoding it into NumPy arrays (json: orjson.loads then arrays;
+typed: base64 → np.frombuffer; binary: np.frombuffer in place). In-process:
+gatescope.run, which returns NumPy arrays. Target: HTTP with the compact (binary)
+encoding at most 1.5× in-process.
+
+    python benchmarks/api.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+import numpy as np
+import orjson
+
+import gatescope
+
+T, D, H = 1024, 64, 256
+
+
+def request_body() -> dict:
+    x = np.random.default_rng(0).normal(size=(T, D)).round(4).tolist()
+    return {"cell": "lstm", "hidden_size": H, "input": {"values": x}, "dtype": "float32"}
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GATESCOPE_DATA_DIR": tempfile.mkdtemp()}
+    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
+                             str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start")
+
+
+def decode(obj: Any, data: memoryview | None = None) -> Any:
+    """Typed or binary arrays → NumPy; lists of numbers → NumPy; the rest as it is."""
+    if isinstance(obj, dict):
+        if obj.keys() == {"dtype", "shape", "offset", "nbytes"}:
+            dtype = np.dtype(f"<{obj['dtype']}")
+            shape = tuple(int(n) for n in obj["shape"].split(","))
+            return np.frombuffer(data, dtype, obj["nbytes"] // dtype.itemsize,
+                                 obj["offset"]).reshape(shape)
+        if obj.keys() == {"dtype", "bdata", "shape"}:
+            shape = tuple(int(n) for n in obj["shape"].split(","))
+            return np.frombuffer(base64.b64decode(obj["bdata"]), f"<{obj['dtype']}").reshape(
+                shape)
+        return {k: decode(v, data) for k, v in obj.items()}
+    if isinstance(obj, list) and obj and isinstance(obj[0], list | float | int):
+        return np.asarray(obj, dtype=float)
+    if isinstance(obj, list):
+        return [decode(v, data) for v in obj]
+    return obj
+
+
+def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool) -> tuple[int, int]:
+    """One request; returns (bytes on the wire, bytes decoded)."""
+    headers = {"content-type": "application/json",
+               "accept-encoding": "gzip" if gzip_ok else "identity"}
+    req = urllib.request.Request(f"{url}/api/v1/run?encoding={encoding}", body, headers)
+    with urllib.request.urlopen(req, timeout=300) as r:
+        wire = r.read()
+        raw = gzip.decompress(wire) if r.headers.get("content-encoding") == "gzip" else wire
+    if encoding == "binary":
+        n = int.from_bytes(raw[4:8], "little")
+        result = decode(orjson.loads(raw[8:8 + n]), memoryview(raw)[8 + n:])
+    else:
+        result = decode(orjson.loads(raw))
+    assert result["steps"] == T
+    return len(wire), len(raw)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    req = request_body()
+    body = json.dumps(req).encode()
+    parsed = gatescope.RunRequest.model_validate(req)
+    proc, url = start_server()
+    try:
+        contenders = {
+            "in-process gatescope.run": lambda: gatescope.run(parsed),
+            "HTTP, binary": lambda: over_http(url, body, "binary", False),
+            "HTTP, typed": lambda: over_http(url, body, "typed", False),
+            "HTTP, JSON": lambda: over_http(url, body, "json", False),
+            "HTTP, JSON + gzip": lambda: over_http(url, body, "json", True),
+        }
+        sizes = {}
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.rounds):  # blocks alternate, so the VM's drift hits all alike
+            for name, fn in contenders.items():
+                out = fn()  # untimed: warms this path
+                sizes[name] = out if isinstance(out, tuple) else None
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    base = statistics.median(times["in-process gatescope.run"])
+    print(f"LSTM T={T} D={D} H={H} float32, request body {len(body) / 2**20:.2f} MiB; "
+          f"median of {2 * args.rounds} calls each")
+    print()
+    print("| path | median (ms) | / in-process | body on the wire | decoded |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        wire, raw = sizes[name] or (0, 0)
+        print(f"| {name} | {med * 1e3:.0f} | {med / base:.2f}× | "
+              f"{wire / 2**20:.1f} MiB | {raw / 2**20:.1f} MiB |" if sizes[name] else
+              f"| {name} | {med * 1e3:.0f} | 1.00× | — | — |")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,9 +29,10 @@ fixtures: $(STAMP)  ## regenerate the PyTorch golden fixtures (installs torch in
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python tests/fixtures/generate.py
 
-bench: $(STAMP)  ## speed against PyTorch (installs torch into .venv)
+bench: $(STAMP)  ## speed against PyTorch and over HTTP (installs torch into .venv)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache backend/*.egg-info

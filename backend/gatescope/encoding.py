@@ -89,8 +89,9 @@ def _json(data: Any) -> bytes:
 BINARY_MAGIC = b"GSB1"
 
 
-def binary(data: Any) -> bytes:
-    """The binary encoding: no text for the numbers at all.
+class BinaryLayout:
+    """The binary encoding, planned before it is written, so it can be written straight
+    into any buffer (a shared-memory block, say) with one copy per array:
 
         b"GSB1" | uint32 little-endian n | n bytes of JSON header | the arrays' bytes
 
@@ -100,22 +101,38 @@ def binary(data: Any) -> bytes:
     the header is padded with spaces so the data starts at a multiple of 8 too: a reader
     can view them in place (np.frombuffer, or a JavaScript Float32Array on the buffer).
     """
-    parts: list[Any] = []
-    offset = 0
 
-    def place(a: np.ndarray) -> dict[str, Any]:
-        nonlocal offset
-        a = _little_endian(a)
-        ref = {"dtype": f"f{a.itemsize}", "shape": _shape(a), "offset": offset,
-               "nbytes": a.nbytes}
-        pad = -a.nbytes % 8
-        parts.extend([a.data, bytes(pad)])
-        offset += a.nbytes + pad
-        return ref
+    def __init__(self, data: Any) -> None:
+        self.arrays: list[tuple[np.ndarray, int]] = []
+        offset = 0
 
-    header = _json(_map_arrays(data, place))
-    header += b" " * (-(len(BINARY_MAGIC) + 4 + len(header)) % 8)
-    return b"".join([BINARY_MAGIC, len(header).to_bytes(4, "little"), header, *parts])
+        def place(a: np.ndarray) -> dict[str, Any]:
+            nonlocal offset
+            dtype = a.dtype.newbyteorder("<")
+            self.arrays.append((a, offset))
+            ref = {"dtype": f"f{dtype.itemsize}", "shape": _shape(a), "offset": offset,
+                   "nbytes": a.size * dtype.itemsize}
+            offset += ref["nbytes"] + (-ref["nbytes"] % 8)
+            return ref
+
+        header = _json(_map_arrays(data, place))
+        header += b" " * (-(len(BINARY_MAGIC) + 4 + len(header)) % 8)
+        self.prefix = BINARY_MAGIC + len(header).to_bytes(4, "little") + header
+        self.size = len(self.prefix) + offset
+
+    def write_into(self, buffer: memoryview | bytearray) -> None:
+        """Fill buffer[:self.size]."""
+        start = len(self.prefix)
+        buffer[:start] = self.prefix
+        for a, offset in self.arrays:
+            dtype = a.dtype.newbyteorder("<")
+            view = np.frombuffer(buffer, dtype, a.size, start + offset).reshape(a.shape)
+            np.copyto(view, a)  # the one copy, converting byte order if it must
+
+    def tobytes(self) -> bytes:
+        out = bytearray(self.size)
+        self.write_into(out)
+        return bytes(out)
 
 
 def dumps(data: Any, encoding: Encoding = "json") -> bytes:
@@ -123,10 +140,10 @@ def dumps(data: Any, encoding: Encoding = "json") -> bytes:
 
     json: orjson writes arrays natively and NaN/±inf as null; float32 values with the
     shortest decimal that round-trips in float32. typed: finite arrays as plotly.js typed
-    arrays (base64). binary: see `binary`.
+    arrays (base64). binary: see `BinaryLayout`.
     """
     if encoding == "binary":
-        return binary(data)
+        return BinaryLayout(data).tobytes()
     if encoding == "typed":
         data = _map_arrays(data, typed_array)
     return _json(data)

@@ -1,0 +1,162 @@
+// Everything that talks to the server. Results come in the binary encoding: a JSON header
+// whose arrays point into the body, viewed in place as Float32Array / Float64Array.
+
+const API = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(message, field) {
+    super(message);
+    this.field = field; // which control it concerns: input, weights, loss, run
+  }
+}
+
+// The /run request for a configuration (throws ApiError for input the page can see is wrong).
+export function buildRequest(config) {
+  const req = { cell: config.cell, dtype: config.dtype };
+  if (config.weights === "model") {
+    if (!config.model) throw new ApiError("Choose a stored model, or upload one first.", "weights");
+    req.weights = { model_id: config.model };
+    delete req.cell; // the model decides the cell and sizes
+  } else {
+    req.hidden_size = Number(config.hidden);
+    req.num_layers = Number(config.layers);
+    req.weights = { init: "pytorch", seed: Number(config.seed) };
+    if (config.cell === "lstm" && config.forgetBias !== "" && config.forgetBias !== null) {
+      req.weights.forget_bias = Number(config.forgetBias);
+    }
+  }
+  if (config.mode === "numbers") {
+    req.input = { values: parseNumbers(config.sequence) };
+  } else {
+    if (!config.sequence) throw new ApiError("Type a sequence to run: at least one character.", "input");
+    req.input = { text: config.sequence };
+  }
+  if (config.loss === "all") req.loss = { type: "all_hidden_sum" };
+  else if (config.loss === "unit") {
+    req.loss = { type: "hidden_unit", unit: Number(config.lossUnit) || 0 };
+    if (config.lossStep !== "" && config.lossStep !== null) req.loss.step = Number(config.lossStep);
+  } else req.loss = { type: "last_hidden_sum" };
+  if (config.truncate !== "" && config.truncate !== null) req.truncate = Number(config.truncate);
+  return req;
+}
+
+// "1, 2; 3 4" or one step per line → [[1, 2], [3, 4]].
+export function parseNumbers(text) {
+  const rows = text.split(/[;\n]/).map((r) => r.trim()).filter((r) => r.length);
+  if (!rows.length) throw new ApiError("Type the numbers of at least one step.", "input");
+  const values = rows.map((row, t) => row.split(/[\s,]+/).filter((v) => v.length).map((v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new ApiError(`Step ${t}: "${v}" is not a number.`, "input");
+    return n;
+  }));
+  const D = values[0].length;
+  const bad = values.findIndex((r) => r.length !== D);
+  if (bad >= 0) {
+    throw new ApiError(`Step ${bad} has ${values[bad].length} numbers but step 0 has ${D}: every step needs the same count.`, "input");
+  }
+  return values;
+}
+
+// Which control a server error concerns, from its loc.
+function fieldOf(loc) {
+  const head = loc && loc[0] === "body" ? loc[1] : loc && loc[0];
+  if (head === "input") return "input";
+  if (["hidden_size", "num_layers", "cell", "weights", "file", "vocab"].includes(head)) return "weights";
+  if (["loss", "truncate", "dtype"].includes(head)) return "loss";
+  return "run";
+}
+
+// A server error in words a learner understands (the server's message names the limit).
+function describe(status, body) {
+  if (status === 413) return "That request is too large for the server. Use a shorter sequence.";
+  if (status === 404) return typeof body.detail === "string" ? body.detail : "Not found.";
+  if (!Array.isArray(body.detail)) return String(body.detail || `The server answered ${status}.`);
+  return body.detail.map((d) => {
+    const where = (d.loc || []).filter((p) => p !== "body").join(" → ");
+    return where ? `${where}: ${d.msg}` : d.msg;
+  }).join("\n");
+}
+
+async function failure(response) {
+  let body = {};
+  try { body = await response.json(); } catch { /* not JSON */ }
+  const first = Array.isArray(body.detail) && body.detail.length ? body.detail[0].loc : null;
+  return new ApiError(describe(response.status, body), fieldOf(first));
+}
+
+export async function run(request, { signal } = {}) {
+  const response = await fetch(`${API}/run?encoding=binary`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify(request), signal,
+  });
+  if (!response.ok) throw await failure(response);
+  return decodeBinary(await response.arrayBuffer());
+}
+
+export async function runJSON(request) {
+  const response = await fetch(`${API}/run`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request),
+  });
+  if (!response.ok) throw await failure(response);
+  return response.blob();
+}
+
+export async function listModels() {
+  const response = await fetch(`${API}/models`);
+  if (!response.ok) throw await failure(response);
+  return (await response.json()).data;
+}
+
+export async function upload(file, cell) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (cell === "rnn_relu" || cell === "rnn_tanh") form.append("cell", cell);
+  const response = await fetch(`${API}/models`, { method: "POST", body: form });
+  if (!response.ok) {
+    const err = await failure(response);
+    err.field = "weights";
+    throw err;
+  }
+  return response.json();
+}
+
+// ── the binary encoding ──────────────────────────────────────────────────────────────
+// "GSB1" | uint32 n | n bytes of JSON header | arrays, each 8-byte aligned.
+// An array is {data: TypedArray, shape: [..]}; arrays the server sent as lists (they hold
+// null where a value overflowed) become Float64Array with NaN in those places.
+export function decodeBinary(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const magic = String.fromCharCode(...bytes.subarray(0, 4));
+  if (magic !== "GSB1") throw new ApiError("The server sent something that is not a result.", "run");
+  const n = new DataView(buffer).getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const base = 8 + n;
+  const resolve = (obj) => {
+    if (obj && typeof obj === "object" && !Array.isArray(obj)) {
+      if ("offset" in obj && "nbytes" in obj && "dtype" in obj) {
+        const Typed = obj.dtype === "f4" ? Float32Array : Float64Array;
+        const shape = obj.shape.split(",").map(Number);
+        return { data: new Typed(buffer, base + obj.offset, obj.nbytes / Typed.BYTES_PER_ELEMENT), shape };
+      }
+      const out = {};
+      for (const [k, v] of Object.entries(obj)) out[k] = resolve(v);
+      return out;
+    }
+    if (Array.isArray(obj) && obj.length && (Array.isArray(obj[0]) || typeof obj[0] === "number" || obj[0] === null)) {
+      return fromLists(obj);
+    }
+    if (Array.isArray(obj)) return obj.map(resolve);
+    return obj;
+  };
+  const result = resolve(header);
+  result.tokens = header.tokens; // plain strings, not arrays of numbers
+  return result;
+}
+
+function fromLists(lists) {
+  const rows = Array.isArray(lists[0]) ? lists : [lists];
+  const shape = Array.isArray(lists[0]) ? [rows.length, rows[0].length] : [lists.length];
+  const data = new Float64Array(rows.length * rows[0].length);
+  rows.forEach((row, t) => row.forEach((v, j) => { data[t * row.length + j] = v === null ? NaN : v; }));
+  return { data, shape };
+}

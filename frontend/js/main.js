@@ -1,0 +1,296 @@
+// Wiring, and only wiring: the state object, the URL, the API and the views meet here.
+// Views never fetch and never call each other.
+
+import * as api from "./api.js";
+import { GATE_TITLES, gradientPanels, valuePanels } from "./config.js";
+import { createState, fromQuery, sameConfig, toQuery } from "./state.js";
+import { createControls } from "./views/controls.js";
+import { download, stepCSV } from "./views/exporter.js";
+import { createHeatmaps } from "./views/heatmaps.js";
+import { createNormPlot } from "./views/normplot.js";
+import { createStepPanel } from "./views/steppanel.js";
+import { createStepper } from "./views/stepper.js";
+
+const state = createState();
+const $ = (id) => document.getElementById(id);
+
+const tooltip = (() => {
+  const box = $("tooltip");
+  return {
+    show(ev, text) {
+      box.textContent = text;
+      box.hidden = false;
+      const x = Math.min(ev.clientX + 14, window.innerWidth - box.offsetWidth - 4);
+      box.style.left = `${x}px`;
+      box.style.top = `${ev.clientY + 14}px`;
+    },
+    hide() { box.hidden = true; },
+  };
+})();
+
+const controls = createControls($("controls"), {
+  onSubmit: () => runNow({ push: true }),
+  onUpload: (file) => uploadModel(file),
+  onChange: () => {},
+});
+const valueMaps = createHeatmaps($("value-maps"), { onPick: pick, tooltip });
+const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
+const normPlot = createNormPlot($("norm-plot"));
+const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
+const stepper = createStepper($("stepper"), {
+  onStep: (s) => setStep(typeof s === "function" ? s(state.view.step) : s),
+  onPlay: () => togglePlay(),
+  onSpeed: () => { if (state.playing) { togglePlay(); togglePlay(); } },
+  onLayer: (k) => setLayer(k),
+  onUnit: (u) => setUnit(u),
+  onExportJSON: () => exportJSON(),
+  onExportCSV: () => exportCSV(),
+});
+
+// ── running ──────────────────────────────────────────────────────────────────────────
+async function runNow({ push }) {
+  if (state.running) return;
+  const config = controls.read();
+  let request;
+  try {
+    request = api.buildRequest(config);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  state.running = true;
+  stopPlay();
+  controls.showErrors({});
+  controls.setRunning(true);
+  document.body.dataset.state = "running";
+  const started = performance.now();
+  try {
+    const result = await api.run(request);
+    const received = performance.now();
+    state.result = result;
+    state.ranConfig = config;
+    state.request = request;
+    state.inputs = inputsOf(request, result);
+    state.revision = (state.revision || 0) + 1;
+    clampView();
+    await drawResult();
+    state.timing = { request: received - started, draw: performance.now() - received };
+    const ms = Math.round(performance.now() - started);
+    const warn = result.warnings.length ? ` · ${result.warnings.length} overflow warning(s): ${result.warnings[0]}` : "";
+    controls.setRunning(false, `${result.steps} steps × ${result.hidden_size} units in ${ms} ms${warn}`);
+    writeURL(push ? "push" : "replace");
+    document.body.dataset.state = "ready";
+  } catch (err) {
+    controls.setRunning(false);
+    showError(err);
+    document.body.dataset.state = state.result ? "ready" : "error";
+  } finally {
+    state.running = false;
+  }
+}
+
+function showError(err) {
+  if (err.name === "AbortError") return;
+  const field = err instanceof api.ApiError ? err.field : "run";
+  const message = err instanceof api.ApiError ? err.message
+    : "The server could not be reached. Is `gatescope serve` running?";
+  controls.showErrors({ [field]: message });
+}
+
+// x_t of the first layer, for the step panel: one-hot over the vocab, or the numbers.
+function inputsOf(request, result) {
+  if (request.input.values) return request.input.values.map((row) => Float64Array.from(row));
+  const vocab = [...result.vocab];
+  return result.tokens.map((tok) => {
+    const x = new Float64Array(vocab.length);
+    x[vocab.indexOf(tok)] = 1;
+    return x;
+  });
+}
+
+function clampView() {
+  const res = state.result;
+  const v = state.view;
+  v.step = Math.min(Math.max(0, v.step | 0), res.steps - 1);
+  v.unit = Math.min(Math.max(0, v.unit | 0), res.hidden_size - 1);
+  v.layer = Math.min(Math.max(0, v.layer | 0), res.num_layers - 1);
+}
+
+async function drawResult() {
+  const res = state.result;
+  const layer = res.layers[state.view.layer];
+  const at = (path) => path.reduce((obj, key) => obj && obj[key], layer);
+  const title = (name) => (GATE_TITLES[name] ? `${name} — ${GATE_TITLES[name]}` : name);
+  $("values-title").textContent = `Values · layer ${state.view.layer} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
+  const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(path), kind]);
+  const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
+  const rev = `${state.revision}/${state.view.layer}`;
+  await Promise.all([valueMaps.update(values, res.tokens, rev), gradMaps.update(grads, res.tokens, rev),
+    normPlot.update(layer.grads, rev)]);
+  renderStep();
+}
+
+// ── stepping: cursors and the small views only ─────────────────────────────────────────
+// Synchronous, so the DOM is current when the key handler returns; it costs a few ms.
+function renderStep() {
+  const started = performance.now();
+  const t = state.view.step;
+  valueMaps.moveCursor(t);
+  gradMaps.moveCursor(t);
+  normPlot.moveCursor(t);
+  stepper.update(state);
+  panel.update(state, state.inputs);
+  document.body.dataset.step = String(t);
+  writeURL("replace");
+  state.lastStepMs = performance.now() - started;
+}
+
+function setStep(t) {
+  if (!state.result) return;
+  const T = state.result.steps;
+  const next = Math.min(Math.max(0, Number.isFinite(t) ? t : T - 1), T - 1);
+  if (next === state.view.step) return;
+  state.view.step = next;
+  renderStep();
+}
+
+function setUnit(u) {
+  if (!state.result || !Number.isFinite(u)) return;
+  state.view.unit = Math.min(Math.max(0, u | 0), state.result.hidden_size - 1);
+  renderStep();
+}
+
+async function setLayer(k) {
+  if (!state.result) return;
+  state.view.layer = k;
+  await drawResult();
+  writeURL("push");
+}
+
+function pick(t, unit) {
+  state.view.unit = unit;
+  state.view.step = -1; // force a render even on the same column
+  setStep(t);
+}
+
+let timer = 0;
+function togglePlay() {
+  if (state.playing) { stopPlay(); return; }
+  if (!state.result) return;
+  if (state.view.step >= state.result.steps - 1) state.view.step = 0;
+  state.playing = true;
+  timer = setInterval(() => {
+    if (state.view.step >= state.result.steps - 1) { stopPlay(); return; }
+    setStep(state.view.step + 1);
+  }, 1000 / stepper.speed());
+  stepper.update(state);
+}
+
+function stopPlay() {
+  clearInterval(timer);
+  state.playing = false;
+  if (state.result) stepper.update(state);
+}
+
+document.addEventListener("keydown", (ev) => {
+  const tag = ev.target.tagName;
+  const typing = (tag === "INPUT" && ev.target.type !== "range") || tag === "TEXTAREA" || tag === "SELECT";
+  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || !state.result) return;
+  const moves = { ArrowRight: (s) => s + 1, ArrowLeft: (s) => s - 1, Home: () => 0, End: () => Infinity };
+  if (ev.key in moves) {
+    if (tag === "INPUT") return; // the slider moves itself and reports through onStep
+    ev.preventDefault();
+    setStep(moves[ev.key](state.view.step));
+  } else if (ev.key === " " && tag !== "BUTTON") {
+    ev.preventDefault();
+    togglePlay();
+  }
+});
+
+// ── the URL holds the state ─────────────────────────────────────────────────────────────
+let lastURL = "";
+let urlTimer = 0;
+function writeURL(mode) {
+  if (!state.ranConfig) return;
+  const url = `${location.pathname}?${toQuery(state.ranConfig, state.view)}`;
+  if (url === lastURL) return;
+  clearTimeout(urlTimer);
+  const apply = () => {
+    if (mode === "push") history.pushState(null, "", url); else history.replaceState(null, "", url);
+    lastURL = url;
+  };
+  // pushes at once; replaces are coalesced (playback would otherwise flood the history API)
+  if (mode === "push") apply(); else urlTimer = setTimeout(apply, 150);
+}
+
+window.addEventListener("popstate", () => restore({ push: false }));
+
+async function restore({ push }) {
+  const { config, view } = fromQuery(location.search);
+  lastURL = `${location.pathname}${location.search}`;
+  controls.write(config);
+  state.view = view;
+  if (sameConfig(config, state.ranConfig) && state.result) {
+    clampView();
+    await drawResult();
+  } else {
+    await runNow({ push });
+  }
+}
+
+// ── models ──────────────────────────────────────────────────────────────────────────────
+async function refreshModels(selected) {
+  try {
+    controls.setModels(await api.listModels(), selected);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function uploadModel(file) {
+  controls.showErrors({});
+  controls.setRunning(true, `Uploading ${file.name}…`);
+  try {
+    const info = await api.upload(file, $("cell").value);
+    await refreshModels(info.model_id);
+    const config = { ...controls.read(), weights: "model", model: info.model_id };
+    if (!info.vocab && config.mode === "text") config.mode = "numbers";
+    if (config.mode === "numbers" && info.input_size && !config.sequence.includes(",")) {
+      config.sequence = Array.from({ length: 3 }, () => Array(info.input_size).fill("0.5").join(", ")).join("\n");
+    }
+    controls.write(config);
+    controls.setRunning(false, `Stored ${info.name}: ${info.cell.toUpperCase()}, ${info.num_layers} layer(s), H = ${info.hidden_size}, D = ${info.input_size}`);
+    await runNow({ push: true });
+  } catch (err) {
+    controls.setRunning(false);
+    showError(err);
+  }
+}
+
+// ── export ──────────────────────────────────────────────────────────────────────────────
+async function exportJSON() {
+  if (!state.request) return;
+  try {
+    download("gatescope-result.json", await api.runJSON(state.request));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function exportCSV() {
+  if (!state.result) return;
+  const { layer, step } = state.view;
+  const csv = stepCSV(state.result, layer, step, state.inputs);
+  download(`gatescope-layer${layer}-step${step}.csv`, new Blob([csv], { type: "text/csv" }));
+}
+
+window.addEventListener("resize", () => renderStep());
+
+// first visit: the URL's example (or the default one), run at once
+(async () => {
+  const { config } = fromQuery(location.search);
+  await refreshModels(config.model);
+  await restore({ push: false });
+})();
+
+window.gatescope = { state }; // for the browser tests and the curious

@@ -1,0 +1,60 @@
+// The one state object: the run configuration, the view (step, unit, layer), the result.
+// It round-trips through the URL, so a copied link reproduces the view.
+
+export const DEFAULTS = Object.freeze({
+  cell: "lstm", hidden: 16, layers: 1, weights: "random", seed: 0, forgetBias: "",
+  model: "", mode: "text", sequence: "hello world", loss: "last", lossStep: "",
+  lossUnit: 0, truncate: "", dtype: "float64",
+});
+export const VIEW_DEFAULTS = Object.freeze({ step: 0, unit: 0, layer: 0 });
+
+// URL parameter for each field (short, stable).
+const PARAMS = {
+  cell: "cell", hidden: "H", layers: "L", weights: "w", seed: "seed", forgetBias: "fb",
+  model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
+  truncate: "k", dtype: "dtype", step: "t", unit: "u", layer: "layer",
+};
+const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer"]);
+
+export function createState() {
+  return {
+    config: { ...DEFAULTS },
+    view: { ...VIEW_DEFAULTS },
+    result: null,       // the decoded /run response of `ranConfig`
+    ranConfig: null,    // the configuration the result belongs to
+    running: false,
+    playing: false,
+    errors: {},         // control name → message
+  };
+}
+
+export function toQuery(config, view) {
+  const q = new URLSearchParams();
+  for (const [key, param] of Object.entries(PARAMS)) {
+    const value = key in config ? config[key] : view[key];
+    const dflt = key in DEFAULTS ? DEFAULTS[key] : VIEW_DEFAULTS[key];
+    if (value !== undefined && String(value) !== String(dflt)) q.set(param, String(value));
+  }
+  return q.toString();
+}
+
+export function fromQuery(search) {
+  const q = new URLSearchParams(search);
+  const config = { ...DEFAULTS };
+  const view = { ...VIEW_DEFAULTS };
+  for (const [key, param] of Object.entries(PARAMS)) {
+    if (!q.has(param)) continue;
+    let value = q.get(param);
+    if (NUMERIC.has(key)) {
+      const n = Number(value);
+      if (!Number.isFinite(n)) continue;
+      value = n;
+    }
+    if (key in DEFAULTS) config[key] = value; else view[key] = value;
+  }
+  return { config, view };
+}
+
+export function sameConfig(a, b) {
+  return !!a && !!b && Object.keys(DEFAULTS).every((k) => String(a[k]) === String(b[k]));
+}

@@ -82,6 +82,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       uirevision: "keep", datarevision: revision, plot_bgcolor: "#fff",
     };
     panel.values = { data: arr.data, shape: [T, H], kind, zmin, zmax }; // what the image shows
+    panel.plot.gsValues = panel.values; // for tests and the console: the numbers behind the map
     panel.tokens = tokens;
     const config = { ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `gatescope-${title}` } };
     return Plotly.react(panel.plot, [image, colorbar], layout, config).then(() => {

@@ -11,26 +11,26 @@ positive multiple of k — values carry on, gradients stop, in every layer.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .cells import Cell, Trace
+from .cells import Cell, Trace, head
+from .cells.clamps import Clamp
 
 StateDict = dict[str, np.ndarray]
 
 _blas = ThreadpoolController()
-SMALL_BATCH = 16  # below this many sequences, a step's products run on one BLAS thread
 
 
-def step_loop_threads(N: int) -> AbstractContextManager:
-    """One BLAS thread inside the step loop for small N: a (N, H) × (H, G·H) product per step
-    is too small to split, and handing it to worker threads (which then spin) costs more
-    than it saves — a third of the LSTM run at T = 1024, H = 256. Big products outside the
-    loop keep every thread."""
-    return _blas.limit(limits=1, user_api="blas") if N < SMALL_BATCH else nullcontext()
+def step_loop_threads() -> AbstractContextManager:
+    """One BLAS thread inside the step loops. A step's product, (N, H) × (H, G·H), is too
+    small to split: handing it to OpenBLAS's worker threads costs more than it saves — on
+    this project's machines a (40, 512) × (512, 128) product takes 5 ms on two threads and
+    0.27 ms on one. Big products outside the loops keep every thread."""
+    return _blas.limit(limits=1, user_api="blas")
 
 
 def param_names(layer: int) -> tuple[str, str, str, str]:
@@ -67,12 +67,17 @@ class Gradients:
     c0: np.ndarray | None
 
 
+StepClamps = list[tuple[Clamp, ...]]  # one tuple per step: that step's interventions
+
+
 def forward(
-    cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None
+    cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
+    clamps: list[StepClamps | None] | None = None,
 ) -> list[Trace]:
     """Run every layer over the whole sequence.
 
     X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
+    clamps: per layer, None or one tuple of interventions per step (cells/clamps.py).
     Returns one cell Trace per layer, bottom first.
     """
     T, N, _ = X.shape
@@ -87,12 +92,27 @@ def forward(
         xw += b_ih + b_folded
         W_hhT = np.ascontiguousarray(W_hh.T)
         trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
-        with step_loop_threads(N):
-            for t in range(T):
-                cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
+        layer_clamps = clamps[k] if clamps else None
+        with step_loop_threads():
+            if layer_clamps:
+                for t in range(T):
+                    cell.step_forward(xw[t], W_hhT, b_step, trace.step(t), layer_clamps[t])
+                trace.clamped = clamped_masks(layer_clamps, (T, N, h0.shape[-1]))
+            else:
+                for t in range(T):
+                    cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
         traces.append(trace)
         layer_input = trace.h[1:]
     return traces
+
+
+def clamped_masks(step_clamps: StepClamps, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """target → (T, N, H) bool of the entries the interventions replaced."""
+    masks: dict[str, np.ndarray] = {}
+    for t, clamps in enumerate(step_clamps):
+        for clamp in clamps:
+            masks.setdefault(clamp.target, np.zeros(shape, dtype=bool))[t][:, clamp.units] = True
+    return masks
 
 
 def backward(
@@ -102,10 +122,13 @@ def backward(
     traces: list[Trace],
     dH_top: np.ndarray,
     truncate: int | None = None,
+    param_grads: bool = True,
 ) -> Gradients:
     """Backpropagation through time, from ∂L/∂h_t of the top layer (T, N, H).
 
-    truncate: window k, or None for full BPTT.
+    truncate: window k, or None for full BPTT. The traces may hold one sequence while dH_top
+    holds N: they broadcast, which runs N backward passes through one forward pass at once
+    (connectivity). param_grads=False skips the parameter gradients (then params is {}).
     """
     T, N, H = dH_top.shape
     L = len(traces)
@@ -124,7 +147,7 @@ def backward(
         local = trace.local  # every step's local derivatives, in a few array operations
         dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
         dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
-        with step_loop_threads(N):
+        with step_loop_threads():
             for t in reversed(range(T)):
                 dh = np.add(d_external[t], dh_carry, out=dH[t])
                 local_t = type(local)(*(a[t] for a in local))
@@ -140,17 +163,44 @@ def backward(
         if dc0 is not None:
             dc0[k] = dc_carry
 
-        layer_input = X if k == 0 else traces[k - 1].h[1:]
-        dA_hh = cell.recurrent_grad(dA, trace)
         flat = dA.reshape(T * N, -1)
-        flat_hh = dA_hh.reshape(T * N, -1)
-        n_ih, n_hh, n_bih, n_bhh = param_names(k)
-        grads[n_ih] = flat.T @ layer_input.reshape(T * N, -1)  # dW_ih = Σ_t dA_tᵀ x_t
-        grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # dW_hh = Σ_t dA_tᵀ h_{t−1}
-        grads[n_bih] = flat.sum(axis=0)
-        grads[n_bhh] = flat_hh.sum(axis=0)
+        if param_grads:
+            layer_input = X if k == 0 else traces[k - 1].h[1:]
+            flat_hh = cell.recurrent_grad(dA, trace).reshape(T * N, -1)
+            n_ih, n_hh, n_bih, n_bhh = param_names(k)
+            grads[n_ih] = flat.T @ layer_input.reshape(T * N, -1)  # dW_ih = Σ_t dA_tᵀ x_t
+            grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # dW_hh = Σ dA_tᵀ h_{t−1}
+            grads[n_bih] = flat.sum(axis=0)
+            grads[n_bhh] = flat_hh.sum(axis=0)
         # ∂L/∂(this layer's input): the layer below's h, or x
         d_external = (flat @ W_ih).reshape(T, N, -1)
         layers[k] = LayerGrads(dH, dC, dA)
-    ordered = {name: grads[name] for k in range(L) for name in param_names(k)}
+    ordered = {name: grads[name] for k in range(L) for name in param_names(k) if name in grads}
     return Gradients(layers, d_external, ordered, dh0, dc0)
+
+
+CONNECTIVITY_BYTES = 128 * 2**20  # the backward buffers of one chunk of outputs
+
+
+def connectivity(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trace],
+                 k: int) -> np.ndarray:
+    """Distill's connectivity of layer k: (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂
+    for s ≤ t, else 0 — with full BPTT, whatever the run's truncation.
+
+    One backward pass per output step t, run as a batch: the traces (one sequence) broadcast
+    against N = a chunk of outputs, and a chunk ending at t1 only goes back from t1.
+    """
+    T = X.shape[0]
+    H = traces[k].h.shape[-1]
+    per_output = T * cell.blocks * H * X.dtype.itemsize * 3  # dA, dH, dC and the rest
+    chunk = max(1, min(T, CONNECTIVITY_BYTES // per_output))
+    out = np.zeros((T, T), X.dtype)
+    for t0 in range(0, T, chunk):
+        t1 = min(T, t0 + chunk)
+        n = t1 - t0
+        dH = np.zeros((t1, n, H), X.dtype)
+        dH[np.arange(t0, t1), np.arange(n), :] = 1.0  # output m of the chunk: Σ_j h_{t0+m}[j]
+        heads = [head(trace, t1) for trace in traces[:k + 1]]
+        grads = backward(cell, params, X[:t1], heads, dH, None, param_grads=False)
+        out[t0:t1, :t1] = np.linalg.norm(grads.input, axis=-1).T  # (n, t1)
+    return np.tril(out)

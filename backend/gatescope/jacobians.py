@@ -55,7 +55,7 @@ def factors(cell: Cell, trace: Trace, W_hh: np.ndarray) -> Factors:
         d[1:] = local.dh_dc[:-1]
         di, df, dg = (local.dc_dpre[..., k, :] for k in range(3))  # ∂c_t/∂ pre of i, f, g
         return Factors(
-            p=trace.gates()["f"],
+            p=local.f,  # the direct path (zero where an intervention replaced c_t)
             alphas={"forget": df, "input": di, "candidate": dg},
             Ws={"forget": W["f"], "input": W["i"], "candidate": W["g"]},
             d=d,
@@ -63,7 +63,7 @@ def factors(cell: Cell, trace: Trace, W_hh: np.ndarray) -> Factors:
     if cell.name == "gru":
         r = trace.gates()["r"]
         return Factors(
-            p=trace.gates()["z"],
+            p=local.z,  # the direct path (zero where an intervention replaced h_t)
             alphas={
                 "z": local.dh_dpre_z,
                 "n": local.dh_dpre_n * r,
@@ -158,3 +158,28 @@ def matrices(cell: Cell, trace: Trace, W_hh: np.ndarray, step: int, seq: int = 0
     explicit = _explicit(factors(cell, trace, W_hh), step, seq)
     return {"terms": explicit["terms"] if cell.name == "lstm" else {},
             "total": explicit["total"]}
+
+
+def flow(cell: Cell, trace: Trace, W_hh: np.ndarray, dC: np.ndarray,
+         truncate: int | None = None) -> dict[str, np.ndarray]:
+    """How much gradient reaches c_{t−1} through each path of the lecture's formula (LSTM).
+
+    For each term J_k of ∂c_t/∂c_{t−1}, ‖J_kᵀ · ∂L/∂c_t‖₂ per step, (T, N) each:
+        direct:  f_t ⊙ δ                      (δ = ∂L/∂c_t, total)
+        term k:  d ⊙ (W_kᵀ (α_k ⊙ δ))          (forget, input, candidate)
+    Zero at t = 0 and wherever truncation detaches the state entering t.
+    """
+    fac = factors(cell, trace, W_hh)
+    H = W_hh.shape[1]
+    out = {"direct": np.linalg.norm(fac.p * dC, axis=-1)}
+    for name, alpha in fac.alphas.items():
+        back = ((alpha * dC).reshape(-1, H) @ fac.Ws[name]).reshape(dC.shape)  # one product
+        out[name] = np.linalg.norm(back * fac.d, axis=-1)
+    T = dC.shape[0]
+    stopped = np.zeros(T, dtype=bool)
+    stopped[0] = True
+    if truncate is not None:
+        stopped[truncate::truncate] = True
+    for values in out.values():
+        values[stopped] = 0.0
+    return out

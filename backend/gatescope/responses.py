@@ -42,9 +42,12 @@ class LayerOut(BaseModel):
                                      "o; GRU r, z, n; RNN none")
     pre: dict[str, Array2] = Field(description="T×H pre-activations of each gate (RNN: a)")
     grads: LayerGrads
-    jacobian: dict[str, Array1] = Field(
+    jacobian: dict[str, Array1 | dict[str, Array1]] = Field(
         description="[T] Frobenius norms per step: LSTM direct, forget, input, candidate, "
-        "total (∂c_t/∂c_{t−1}); GRU, RNN total (∂h_t/∂h_{t−1})")
+        "total (∂c_t/∂c_{t−1}) and flow {direct, forget, input, candidate}: ‖termᵀ ∂L/∂c_t‖₂; "
+        "GRU, RNN total (∂h_t/∂h_{t−1})")
+    connectivity: Array2 | None = Field(
+        None, description="T×T ‖∂(Σ_j h_t[j]) / ∂x_s‖₂ (when requested)")
 
 
 class RunResponse(BaseModel):
@@ -64,6 +67,8 @@ class RunResponse(BaseModel):
     input_grad: Array2 = Field(description="T×D ∂L/∂x_t")
     param_grads: dict[str, Array1 | Array2] = Field(description="∂L/∂ every state_dict tensor")
     initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1})")
+    grad_norm: dict[str, Number] | None = Field(
+        None, description="with clip: the parameter gradients' total 2-norm before and after")
     warnings: list[str]
 
 

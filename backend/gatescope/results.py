@@ -24,7 +24,9 @@ class LayerResult:
     grads: {"h": (T, H), "c": (T, H) LSTM only, "gates": {name: (T, H)} of ∂L/∂pre-activation,
             "h_norm": (T,), "c_norm": (T,) LSTM only}.
     jacobian: per-step Frobenius norms, (T,) each: LSTM direct, forget, input, candidate,
-              total; GRU and RNN total (∂h_t/∂h_{t−1}).
+              total, and "flow": {direct, forget, input, candidate} — ‖termᵀ ∂L/∂c_t‖₂, the
+              gradient reaching c_{t−1} through each path; GRU and RNN total (∂h_t/∂h_{t−1}).
+    connectivity: (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂, when requested.
     """
 
     h: np.ndarray
@@ -32,13 +34,16 @@ class LayerResult:
     gates: dict[str, np.ndarray]
     pre: dict[str, np.ndarray]
     grads: dict[str, Any]
-    jacobian: dict[str, np.ndarray]
+    jacobian: dict[str, Any]
+    connectivity: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"h": self.h}
         if self.c is not None:
             out["c"] = self.c
         out.update(gates=self.gates, pre=self.pre, grads=self.grads, jacobian=self.jacobian)
+        if self.connectivity is not None:
+            out["connectivity"] = self.connectivity
         return out
 
 
@@ -65,9 +70,11 @@ class RunResult:
     param_grads: dict[str, np.ndarray]
     initial_state_grad: dict[str, np.ndarray]
     warnings: list[str] = field(default_factory=list)
+    grad_norm: dict[str, float] | None = None  # {"total", "clipped"} when clipping
 
     def as_dict(self) -> dict[str, Any]:
         """The response's structure with the arrays left as NumPy arrays."""
+        extra = {} if self.grad_norm is None else {"grad_norm": self.grad_norm}
         return {
             "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
             "input_size": self.input_size, "hidden_size": self.hidden_size,
@@ -75,7 +82,7 @@ class RunResult:
             "tokens": self.tokens, "vocab": self.vocab, "loss": self.loss,
             "layers": [layer.as_dict() for layer in self.layers],
             "input_grad": self.input_grad, "param_grads": self.param_grads,
-            "initial_state_grad": self.initial_state_grad, "warnings": self.warnings,
+            "initial_state_grad": self.initial_state_grad, **extra, "warnings": self.warnings,
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -16,13 +16,22 @@ import numpy as np
 
 from . import engine, jacobians, losses
 from .cells import CELLS, Cell, Trace
+from .cells.clamps import Clamp
 from .engine import StateDict, param_names
 from .errors import ModelNotFoundError, invalid
 from .inputs import default_vocab, encode_text, encode_values
 from .limits import Limits
 from .numerics import finite_array
 from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
-from .schemas import MSE, AllHiddenSum, HiddenUnit, JacobianRequest, LastHiddenSum, RunRequest
+from .schemas import (
+    MAX_CONNECTIVITY_STEPS,
+    MSE,
+    AllHiddenSum,
+    HiddenUnit,
+    JacobianRequest,
+    LastHiddenSum,
+    RunRequest,
+)
 from .weights import as_arrays, check_state_dict, infer_sizes, pytorch_init
 
 
@@ -56,6 +65,7 @@ class Prepared:
     h0: np.ndarray
     c0: np.ndarray | None
     targets: np.ndarray | None = None  # (T, 1, H) for the mse loss
+    clamps: list[engine.StepClamps | None] | None = None  # per layer: the interventions
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -136,7 +146,41 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
 
     h0, c0 = _initial_state(req, cell, L, H, dtype)
     targets = _loss_targets(req, T, H, dtype)
-    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, targets)
+    clamps = _clamps(req, cell, T, H, L)
+    if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
+        raise invalid(("connectivity",), f"connectivity is computed for at most "
+                      f"{MAX_CONNECTIVITY_STEPS} steps; this sequence has {T}", True)
+    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, targets,
+                    clamps)
+
+
+def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int
+            ) -> list[engine.StepClamps | None] | None:
+    """The interventions as per-layer, per-step Clamps, each checked against the model."""
+    if not req.interventions:
+        return None
+    targets = set(cell.gates) | {"h"} | ({"c"} if cell.has_cell_state else set())
+    out: list[engine.StepClamps | None] = [None] * L
+    for n, iv in enumerate(req.interventions):
+        loc = ("interventions", n)
+        if iv.layer >= L:
+            raise invalid((*loc, "layer"), f"layer {iv.layer} does not exist: the model has "
+                          f"{L} layer(s), numbered from 0", iv.layer)
+        if iv.target not in targets:
+            raise invalid((*loc, "target"), f"a {cell.name} has no {iv.target!r} to replace; "
+                          f"it has {', '.join(sorted(targets))}", iv.target)
+        stop = T if iv.stop is None else iv.stop
+        if not iv.start < stop <= T:
+            raise invalid((*loc, "stop"), f"steps {iv.start} ≤ t < {stop} must lie within the "
+                          f"{T}-step sequence, with start < stop", iv.stop)
+        if iv.units is not None and max(iv.units) >= H:
+            raise invalid((*loc, "units"), f"unit {max(iv.units)} is past the last hidden unit "
+                          f"({H - 1}) of hidden_size {H}", iv.units)
+        units = slice(None) if iv.units is None else np.asarray(iv.units)
+        steps = out[iv.layer] = out[iv.layer] or [() for _ in range(T)]
+        for t in range(iv.start, stop):
+            steps[t] = (*steps[t], Clamp(iv.target, units, iv.value))
+    return out
 
 
 def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
@@ -209,9 +253,10 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     """
     p = prepare(parse(request), models, limits)
     T, D, H, L = p.sizes
+    req = p.request
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
-        loss, dH = _loss(p.request, traces[-1].h[1:], p.targets)
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps)
+        loss, dH = _loss(req, traces[-1].h[1:], p.targets)
         W_hh = [p.params[param_names(k)[1]] for k in range(L)]
         for trace in traces:
             trace.local  # noqa: B018 — computed once here, then shared by both threads
@@ -219,20 +264,40 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         # matrix products release the GIL) while BPTT's step loop holds the first.
         with ThreadPoolExecutor(max_workers=1) as pool:
             norms = pool.submit(_all_norms, p.cell, traces, W_hh)
-            grads = engine.backward(p.cell, p.params, p.X, traces, dH, p.request.truncate)
+            grads = engine.backward(p.cell, p.params, p.X, traces, dH, req.truncate)
             layers = [_layer_result(p.cell, trace, g, jac) for trace, g, jac in
                       zip(traces, grads.layers, norms.result(), strict=True)]
+        if p.cell.name == "lstm":
+            for k, layer in enumerate(layers):
+                flow = jacobians.flow(p.cell, traces[k], W_hh[k], grads.layers[k].c,
+                                      req.truncate)
+                layer.jacobian["flow"] = {name: a[:, 0] for name, a in flow.items()}
+        if req.connectivity:
+            for k, layer in enumerate(layers):
+                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, k)
+        grad_norm = None if req.clip is None else _clip(grads.params, req.clip.max_norm)
     state_grad = {"h": grads.h0[:, 0]}
     if grads.c0 is not None:
         state_grad["c"] = grads.c0[:, 0]
     result = RunResult(
-        cell=p.cell.name, dtype=p.request.dtype, steps=T, input_size=D, hidden_size=H,
-        num_layers=L, truncate=p.request.truncate, tokens=p.tokens, vocab=p.vocab, loss=loss,
+        cell=p.cell.name, dtype=req.dtype, steps=T, input_size=D, hidden_size=H,
+        num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=loss,
         layers=layers, input_grad=grads.input[:, 0], param_grads=grads.params,
-        initial_state_grad=state_grad,
+        initial_state_grad=state_grad, grad_norm=grad_norm,
     )
     result.warnings = overflow_warnings(result.as_dict())
     return result
+
+
+def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
+    """Scale every parameter gradient in place, as torch.nn.utils.clip_grad_norm_ does:
+    total = ‖all gradients‖₂, coefficient min(1, max_norm / (total + 1e−6))."""
+    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+    coef = min(1.0, max_norm / (total + 1e-6))
+    if coef < 1.0:
+        for g in grads.values():
+            g *= coef
+    return {"total": total, "clipped": total * coef}
 
 
 def _all_norms(cell: Cell, traces: list[Trace], W_hh: list[np.ndarray]
@@ -286,7 +351,7 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
         raise invalid(("layer",), f"layer {req.layer} does not exist: this model has {L} "
                       f"layer(s), numbered from 0", req.layer)
     with np.errstate(all="ignore"):
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps)
         W_hh = p.params[param_names(req.layer)[1]]
         mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
     result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])

@@ -191,6 +191,36 @@ class InitialState(Strict):
         None, description="LSTM only.")
 
 
+# ── the gradient-flow lab ────────────────────────────────────────────────────────────
+
+class Clip(Strict):
+    """Scale all parameter gradients together as torch.nn.utils.clip_grad_norm_ does."""
+
+    max_norm: float = Field(gt=0, le=1e12)
+
+
+class Intervention(Strict):
+    """Replace units of a gate, c or h of one layer at steps start ≤ t < stop with a value,
+    right after it is computed; no gradient flows through a replaced entry into what
+    produced it (torch.where(mask, value, x))."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"layer": 0, "target": "f", "start": 0, "stop": 5, "units": [0, 1], "value": 1.0}]})
+
+    layer: bounded(ge=0, lt=MAX_LAYERS) = 0
+    target: Literal["i", "f", "g", "o", "r", "z", "n", "c", "h"] = Field(
+        description="a gate of the cell (LSTM i, f, g, o; GRU r, z, n), c (LSTM) or h")
+    start: bounded(ge=0, lt=MAX_STEPS) = 0
+    stop: bounded(ge=1, le=MAX_STEPS) | None = Field(None, description="default: T")
+    units: Annotated[list[bounded(ge=0, lt=MAX_HIDDEN)],
+                     Field(min_length=1, max_length=MAX_HIDDEN)] | None = Field(
+        None, description="unit indices; null for all")
+    value: float = Field(ge=-1e6, le=1e6)
+
+
+MAX_CONNECTIVITY_STEPS = 512
+
+
 class RunRequest(Strict):
     """`POST /api/v1/run`: a forward pass and backpropagation through time."""
 
@@ -212,6 +242,11 @@ class RunRequest(Strict):
     truncate: bounded(ge=1, le=MAX_STEPS) | None = Field(None,
                                  description="Truncated BPTT window k ≥ 1; null for full BPTT.")
     dtype: DType = "float64"
+    clip: Clip | None = None
+    interventions: list[Intervention] = Field(default_factory=list, max_length=64,
+                                              description="applied in list order")
+    connectivity: bool = Field(False, description="add each layer's T×T connectivity "
+                               "(T ≤ 512)")
 
 
 class JacobianRequest(RunRequest):

@@ -36,9 +36,14 @@ def test_result_has_the_contract_structure(cell):
         assert np.shape(grads["h"]) == (T, H) and np.shape(grads["h_norm"]) == (T,)
         np.testing.assert_allclose(grads["h_norm"], np.linalg.norm(grads["h"], axis=1))
         assert ("c_norm" in grads) == (cell == "lstm")
-        terms = {"direct", "forget", "input", "candidate", "total"} if cell == "lstm" \
+        terms = {"direct", "forget", "input", "candidate", "total", "flow"} if cell == "lstm" \
             else {"total"}
         assert set(layer["jacobian"]) == terms
+        if cell == "lstm":
+            assert set(layer["jacobian"]["flow"]) == {"direct", "forget", "input", "candidate"}
+            assert all(np.shape(v) == (T,) and v[0] == 0
+                       for v in layer["jacobian"]["flow"].values())
+        assert "connectivity" not in layer and "grad_norm" not in data
     G = max(len(SHAPES[cell]), 1)
     assert np.shape(data["param_grads"]["weight_ih_l0"]) == (G * H, D)
     assert np.shape(data["param_grads"]["weight_hh_l1"]) == (G * H, H)

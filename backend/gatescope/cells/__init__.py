@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any, Protocol
 
@@ -14,7 +14,23 @@ import numpy as np
 
 from . import gru, lstm, rnn
 
-__all__ = ["CELLS", "Cell", "Trace", "gru", "lstm", "rnn"]
+__all__ = ["CELLS", "Cell", "Trace", "gru", "head", "lstm", "rnn"]
+
+
+def head(trace: Any, n: int) -> Any:
+    """The first n steps of a trace, as views (states keep their initial row: n + 1)."""
+    parts = {}
+    for f in fields(trace):
+        value = getattr(trace, f.name)
+        if f.name in ("h", "c"):
+            parts[f.name] = value[:n + 1]
+        elif f.name == "clamped":
+            parts[f.name] = {target: mask[:n] for target, mask in value.items()}
+        elif isinstance(value, np.ndarray):
+            parts[f.name] = value[:n]
+        else:
+            parts[f.name] = value
+    return type(trace)(**parts)
 
 
 def _same(da: np.ndarray, trace: Any) -> np.ndarray:

@@ -13,13 +13,14 @@ tanh, W_in x + b_in + r ⊙ (W_hn h + b_hn).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
 from ..numerics import dsigmoid, dtanh, sigmoid
+from .clamps import Clamp, apply
 
 GATES = ("r", "z", "n")
 HAS_CELL_STATE = False
@@ -61,6 +62,7 @@ class Trace:
     pre: np.ndarray
     act: np.ndarray
     hn: np.ndarray
+    clamped: dict[str, np.ndarray] = field(default_factory=dict)  # see lstm.Trace
     c = None  # a GRU has no cell state
 
     @classmethod
@@ -84,8 +86,25 @@ class Trace:
     @cached_property
     def local(self) -> Local:
         r, z, n = split_gates(self.act).values()
-        return Local((1.0 - z) * dtanh(n), self.hn * dsigmoid(r),
-                     (self.h[:-1] - n) * dsigmoid(z), r, z)
+        local = Local((1.0 - z) * dtanh(n), self.hn * dsigmoid(r),
+                      (self.h[:-1] - n) * dsigmoid(z), r, z)
+        return _cut(local, self.clamped) if self.clamped else local
+
+
+def _cut(local: Local, clamped: dict[str, np.ndarray]) -> Local:
+    """Zero the local derivatives through replaced entries (see lstm._cut)."""
+    z = local.z.copy()
+    if "r" in clamped:
+        local.dpre_n_dpre_r[clamped["r"]] = 0.0
+    if "z" in clamped:
+        local.dh_dpre_z[clamped["z"]] = 0.0
+    if "n" in clamped:
+        local.dh_dpre_n[clamped["n"]] = 0.0
+    if "h" in clamped:  # h_t = v: nothing flows into z, n or h_{t−1}
+        local.dh_dpre_n[clamped["h"]] = 0.0
+        local.dh_dpre_z[clamped["h"]] = 0.0
+        z[clamped["h"]] = 0.0
+    return local._replace(z=z)
 
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,23 +122,28 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return folded, b_hh[2 * H:]
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, s: Step) -> None:
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, s: Step,
+                 clamps: tuple[Clamp, ...] = ()) -> None:
     """One step: reads s.h_prev; writes s.pre, s.act, s.hn, s.h.
 
     xw: (N, 3H) = x_t W_ihᵀ + b_ih + [b_hr, b_hz, 0].   W_hhT: (H, 3H).   b_hn: (H,).
+    clamps: interventions at this step, each applied right after its target is computed.
     """
     H = s.h.shape[-1]
     hw = s.h_prev @ W_hhT
     np.add(xw[:, :2 * H], hw[:, :2 * H], out=s.pre[:, :2 * H])
     sigmoid(s.pre[:, :2 * H], out=s.act[:, :2 * H])
     r, z = s.act[:, :H], s.act[:, H:2 * H]
+    apply(clamps, {"r": r, "z": z})
     np.add(hw[:, 2 * H:], b_hn, out=s.hn)
     np.multiply(r, s.hn, out=s.pre[:, 2 * H:])  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
     np.add(s.pre[:, 2 * H:], xw[:, 2 * H:], out=s.pre[:, 2 * H:])
     n = np.tanh(s.pre[:, 2 * H:], out=s.act[:, 2 * H:])
+    apply(clamps, {"n": n})
     np.subtract(s.h_prev, n, out=s.h)  # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
     np.multiply(s.h, z, out=s.h)
     np.add(s.h, n, out=s.h)
+    apply(clamps, {"h": s.h})
 
 
 def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,

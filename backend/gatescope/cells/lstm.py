@@ -14,13 +14,14 @@ before the time loop (the two biases only ever appear summed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
 from ..numerics import dsigmoid, dtanh, sigmoid
+from .clamps import Clamp, apply
 
 GATES = ("i", "f", "g", "o")
 HAS_CELL_STATE = True
@@ -67,6 +68,8 @@ class Trace:
     pre: np.ndarray
     act: np.ndarray
     tanh_c: np.ndarray
+    # target → (T, N, H) bool: entries an intervention replaced (no gradient into their producer)
+    clamped: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray) -> Trace:
@@ -94,7 +97,26 @@ class Trace:
         """Local derivatives of every step, (T, N, …)."""
         i, f, g, o = split_gates(self.act).values()
         dc_dpre = np.stack([g * dsigmoid(i), self.c[:-1] * dsigmoid(f), i * dtanh(g)], axis=-2)
-        return Local(o * dtanh(self.tanh_c), dc_dpre, self.tanh_c * dsigmoid(o), f)
+        local = Local(o * dtanh(self.tanh_c), dc_dpre, self.tanh_c * dsigmoid(o), f)
+        return _cut(local, self.clamped) if self.clamped else local
+
+
+def _cut(local: Local, clamped: dict[str, np.ndarray]) -> Local:
+    """Zero the local derivatives through replaced entries: a replaced value is a constant
+    to what produced it (as torch.where(mask, v, x))."""
+    f = local.f.copy()
+    for k, gate in enumerate("ifg"):
+        if gate in clamped:
+            local.dc_dpre[..., k, :][clamped[gate]] = 0.0
+    if "o" in clamped:
+        local.dh_dpre_o[clamped["o"]] = 0.0
+    if "c" in clamped:  # c_t = v: nothing flows from c_t into f, c_{t−1}, i, g
+        local.dc_dpre[clamped["c"][..., None, :].repeat(3, axis=-2)] = 0.0
+        f[clamped["c"]] = 0.0
+    if "h" in clamped:  # h_t = v: nothing flows from h_t into o, c_t
+        local.dh_dc[clamped["h"]] = 0.0
+        local.dh_dpre_o[clamped["h"]] = 0.0
+    return local._replace(f=f)
 
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
@@ -108,10 +130,12 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
     return b_hh, None
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step) -> None:
+def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
+                 clamps: tuple[Clamp, ...] = ()) -> None:
     """One step: reads s.h_prev, s.c_prev; writes s.pre, s.act, s.c, s.tanh_c, s.h.
 
     xw: (N, 4H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, 4H) = W_hhᵀ.   b_step: unused.
+    clamps: interventions at this step, each applied right after its target is computed.
     """
     H = s.h.shape[-1]
     np.matmul(s.h_prev, W_hhT, out=s.pre)
@@ -119,10 +143,13 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step) -> No
     sigmoid(s.pre, out=s.act)  # i, f, o; the g block is overwritten next
     np.tanh(s.pre[:, 2 * H:3 * H], out=s.act[:, 2 * H:3 * H])
     i, f, g, o = s.act[:, :H], s.act[:, H:2 * H], s.act[:, 2 * H:3 * H], s.act[:, 3 * H:]
+    apply(clamps, {"i": i, "f": f, "g": g, "o": o})
     np.multiply(f, s.c_prev, out=s.c)  # c' = f ⊙ c + i ⊙ g
     np.add(s.c, i * g, out=s.c)
+    apply(clamps, {"c": s.c})
     np.tanh(s.c, out=s.tanh_c)
     np.multiply(o, s.tanh_c, out=s.h)  # h' = o ⊙ tanh(c')
+    apply(clamps, {"h": s.h})
 
 
 def step_backward(local: Local, dh: np.ndarray, dc_next: np.ndarray, W_hh: np.ndarray,

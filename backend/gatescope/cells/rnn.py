@@ -8,13 +8,14 @@ projection xw = x W_ihᵀ + b_ih + b_hh comes precomputed from the engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
 from ..numerics import dtanh
+from .clamps import Clamp, apply
 
 GATES: tuple[str, ...] = ()
 HAS_CELL_STATE = False
@@ -43,6 +44,7 @@ class Trace:
     h: np.ndarray
     pre: np.ndarray
     relu: bool = False
+    clamped: dict[str, np.ndarray] = field(default_factory=dict)  # see lstm.Trace
     c = None
 
     @classmethod
@@ -63,9 +65,10 @@ class Trace:
 
     @cached_property
     def local(self) -> Local:
-        if self.relu:
-            return Local((self.pre > 0).astype(self.pre.dtype))
-        return Local(dtanh(self.h[1:]))
+        dh_da = (self.pre > 0).astype(self.pre.dtype) if self.relu else dtanh(self.h[1:])
+        if "h" in self.clamped:  # h_t = v: nothing flows into a
+            dh_da[self.clamped["h"]] = 0.0
+        return Local(dh_da)
 
 
 def split_gates(block: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,7 +82,7 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
 
 
 def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
-                 relu: bool = False) -> None:
+                 clamps: tuple[Clamp, ...] = (), relu: bool = False) -> None:
     """One step: reads s.h_prev; writes s.pre and s.h.
 
     xw: (N, H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, H).   b_step: unused.
@@ -90,6 +93,7 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
         np.maximum(s.pre, 0.0, out=s.h)
     else:
         np.tanh(s.pre, out=s.h)
+    apply(clamps, {"h": s.h})
 
 
 def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,

@@ -9,6 +9,10 @@ own largest entry, so a vanishing gradient of 1e−27 next to one of 1 is checke
 digits. Every entry PyTorch gives as exactly zero (truncated gradients, a dead ReLU unit,
 the Jacobian terms at t = 0) must be zero here too, and every nonzero one nonzero.
 No torch needed.
+
+The same rules cover the gradient-flow lab's fields: `grad_norm` and the clipped
+`param_grads` (clip_grad_norm_), every field of a run with interventions (torch.where in
+the step), `jacobian.flow` of every LSTM layer, and `connectivity` (row by row).
 """
 
 from __future__ import annotations
@@ -128,6 +132,9 @@ def test_engine_matches_pytorch(name: str) -> None:
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn_tanh": ("a",),
          "rnn_relu": ("a",)}
 CELLS = tuple(GATES)
+FLOW = ("direct", "forget", "input", "candidate")  # the LSTM's jacobian.flow paths
+TARGETS = {"lstm": {"i", "f", "g", "o", "c", "h"}, "gru": {"r", "z", "n", "h"},
+           "rnn_tanh": {"h"}, "rnn_relu": {"h"}}  # what an intervention can replace
 
 
 def required_paths(case: dict[str, Any]) -> set[str]:
@@ -155,7 +162,42 @@ def required_paths(case: dict[str, Any]) -> set[str]:
         if lstm:
             paths |= {f"jacobian.terms.{t}" for t in ("direct", "forget", "input",
                                                       "candidate")}
+    for k in range(L):
+        if lstm:
+            paths |= {f"layers.{k}.jacobian.flow.{t}" for t in FLOW}
+        if req.get("connectivity"):
+            paths.add(f"layers.{k}.connectivity")
+    if req.get("clip") is not None:
+        paths |= {"grad_norm.total", "grad_norm.clipped"}
     return paths
+
+
+def replaced(case: dict[str, Any]) -> dict[tuple[int, str], np.ndarray]:
+    """(layer, target) → T×H of the value each entry was replaced with (NaN where none),
+    the interventions applied in list order."""
+    T, H = steps(case), case["request"]["hidden_size"]
+    out: dict[tuple[int, str], np.ndarray] = {}
+    for one in case["request"].get("interventions", []):
+        arr = out.setdefault((one.get("layer", 0), one["target"]), np.full((T, H), np.nan))
+        units = slice(None) if one.get("units") is None else one["units"]
+        arr[one.get("start", 0):one.get("stop") or T, units] = one["value"]
+    return out
+
+
+def overlap(case: dict[str, Any]) -> bool:
+    """Whether two interventions with different values replace the same entry."""
+    T, H = steps(case), case["request"]["hidden_size"]
+    seen: dict[tuple[int, str], np.ndarray] = {}
+    for one in case["request"].get("interventions", []):
+        mask = np.zeros((T, H), dtype=bool)
+        mask[one.get("start", 0):one.get("stop") or T,
+             slice(None) if one.get("units") is None else one["units"]] = True
+        key = (one.get("layer", 0), one["target"])
+        values = seen.setdefault(key, np.full((T, H), np.nan))
+        if np.any(mask & ~np.isnan(values) & (values != one["value"])):
+            return True
+        values[mask] = one["value"]
+    return False
 
 
 def steps(case: dict[str, Any]) -> int:
@@ -196,6 +238,30 @@ def features(case: dict[str, Any]) -> set[str]:
         out.add("jacobian")
         if case["layer"] > 0:
             out.add("jacobian+upper_layer")
+    clip = req.get("clip")
+    if clip is not None:
+        total = float(EXPECTED[case["name"]]["grad_norm.total"])
+        out.add("clip<total" if clip["max_norm"] < total else "clip>=total")
+    if req.get("connectivity"):
+        out |= {"connectivity", f"connectivity+layers={L}"}
+        if k is not None and k < T:
+            out.add("connectivity+truncate")
+    interventions = req.get("interventions", [])
+    for one in interventions:
+        out.add(f"intervention.{one['target']}")
+        out.add("intervention+units=null" if one.get("units") is None
+                else "intervention+units=list")
+        if one.get("layer", 0) > 0:
+            out.add("intervention+upper_layer")
+    if interventions:
+        if overlap(case):
+            out.add("intervention+overlap")
+        if k is not None and k < T:
+            out.add("intervention+truncate")
+        if "step" in case:
+            out.add("intervention+jacobian")
+        if req.get("connectivity"):
+            out.add("intervention+connectivity")
     return out
 
 
@@ -233,6 +299,46 @@ def test_fixture_covers_every_feature() -> None:
             for k in range(case["request"]["num_layers"]):
                 pre = EXPECTED[name][f"layers.{k}.pre.a"]
                 assert (pre < 0).any() and (pre > 0).any(), f"{name} layer {k}"
+    # the gradient-flow lab, each in two cells: clipping that shrinks the gradients and
+    # clipping that leaves them; interventions on all units and on listed ones, on an upper
+    # layer, overlapping (list order decides), under truncation
+    lab = ["clip<total", "clip>=total", "intervention+units=null", "intervention+units=list",
+           "intervention+upper_layer", "intervention+overlap", "intervention+truncate"]
+    for feature in lab:
+        cells = [cell for cell, feats in by_cell.items() if feature in feats]
+        assert len(cells) >= 2, f"{feature} is covered by {cells} only"
+    # every cell: connectivity with 1 and 2 layers, and an intervention on each target
+    for cell, feats in by_cell.items():
+        assert {"connectivity+layers=1", "connectivity+layers=2"} <= feats, (
+            f"{cell}: connectivity with 1 and with 2 layers")
+        targets = {f.split(".", 1)[1] for f in feats if f.startswith("intervention.")}
+        assert targets == TARGETS[cell], f"{cell}: interventions on {sorted(targets)}"
+    every = set().union(*by_cell.values())
+    assert {"connectivity+truncate", "intervention+jacobian",
+            "intervention+connectivity"} <= every
+    for name, case in CASES.items():
+        expected = EXPECTED[name]
+        if "clip" in case["request"]:
+            max_norm = case["request"]["clip"]["max_norm"]
+            total, clipped = expected["grad_norm.total"], expected["grad_norm.clipped"]
+            coef = min(1.0, max_norm / (total + 1e-6))  # clip_grad_norm_'s coefficient
+            assert clipped == pytest.approx(total * coef, rel=1e-12), name
+        # the fixture holds the replaced values, the last intervention winning
+        for (layer, target), want in replaced(case).items():
+            path = f"layers.{layer}.{target if target in ('c', 'h') else 'gates.' + target}"
+            hit = ~np.isnan(want)
+            assert np.array_equal(expected[path][hit], want[hit]), f"{name}: {path}"
+        if case["request"]["cell"] == "lstm":
+            for k in range(case["request"]["num_layers"]):
+                for term in FLOW:  # no flow into the state before step 0
+                    assert expected[f"layers.{k}.jacobian.flow.{term}"][0] == 0.0, name
+    # each flow path carries gradient in some truncated case, and is 0 where it truncates
+    for term in FLOW:
+        cut = [(window, EXPECTED[name][f"layers.{k}.jacobian.flow.{term}"])
+               for name, case in CASES.items() if case["request"]["cell"] == "lstm"
+               if (window := case["request"].get("truncate", 10**9)) < steps(case)
+               for k in range(case["request"]["num_layers"])]
+        assert any(f.any() and not f[window::window].any() for window, f in cut), term
     # truncation leaves exact zeros somewhere, so the exact-zero check is exercised
     assert any(
         not EXPECTED[name]["layers.0.grads.h"].any(axis=1).all()

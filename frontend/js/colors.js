@@ -58,3 +58,17 @@ export function paint(data, T, H, kind, zmin, zmax) {
   }
   return pixels;
 }
+
+// CSS colour strings from the same tables, 256 per scale, for drawing many bars quickly.
+const CSS = {};
+for (const kind of ["unit", "signed"]) {
+  CSS[kind] = Array.from({ length: 256 }, (_, k) => {
+    const o = 4 * Math.round((k / 255) * (LUT_SIZE - 1));
+    return `rgb(${LUTS[kind][o]},${LUTS[kind][o + 1]},${LUTS[kind][o + 2]})`;
+  });
+}
+export function cssColor(value, kind, scale = 1) {
+  if (!Number.isFinite(value)) return "rgb(170,170,170)";
+  const x = kind === "unit" ? value : 0.5 + value / (2 * (scale || 1));
+  return CSS[kind][Math.min(255, Math.max(0, Math.round(x * 255)))];
+}

@@ -47,6 +47,10 @@ export function gradientPanels(cell) {
   return out;
 }
 
+// One plot area for every time plot, so their time axes line up under each other: the
+// right margin holds any colour bar with its labels, the left one the log axis' ticks.
+export const MARGIN = Object.freeze({ l: 52, r: 64, t: 20, b: 22 });
+
 export const PLOT_CONFIG = {
   displaylogo: false,
   responsive: true,

@@ -78,14 +78,18 @@ async function runNow({ push }) {
     const ms = Math.round(performance.now() - started);
     const warn = result.warnings.length ? ` · ${result.warnings.length} overflow warning(s): ${result.warnings[0]}` : "";
     controls.setRunning(false, `${result.steps} steps × ${result.hidden_size} units in ${ms} ms${warn}`);
-    writeURL(push ? "push" : "replace");
+    if (!state.restoreAfterRun) writeURL(push ? "push" : "replace");
     document.body.dataset.state = "ready";
   } catch (err) {
-    controls.setRunning(false);
+    controls.setRunning(false, state.result ? "The maps still show the previous run." : "");
     showError(err);
     document.body.dataset.state = state.result ? "ready" : "error";
   } finally {
     state.running = false;
+  }
+  if (state.restoreAfterRun) {  // back/forward was pressed while this run computed: it wins
+    state.restoreAfterRun = false;
+    await restore({ push: false });
   }
 }
 
@@ -141,7 +145,7 @@ function renderStep() {
   stepper.update(state);
   panel.update(state, state.inputs);
   document.body.dataset.step = String(t);
-  writeURL("replace");
+  writeURL("later");
   state.lastStepMs = performance.now() - started;
 }
 
@@ -210,25 +214,31 @@ document.addEventListener("keydown", (ev) => {
 // ── the URL holds the state ─────────────────────────────────────────────────────────────
 let lastURL = "";
 let urlTimer = 0;
+// mode: "push" (a new history entry, at once), "replace" (at once) or "later" (a replace
+// coalesced over 150 ms: playback would otherwise flood the history API).
 function writeURL(mode) {
-  if (!state.ranConfig) return;
+  if (!state.ranConfig || state.restoreAfterRun) return; // back/forward is about to win
   const url = `${location.pathname}?${toQuery(state.ranConfig, state.view)}`;
-  if (url === lastURL) return;
   clearTimeout(urlTimer);
+  if (url === lastURL) return;
   const apply = () => {
     if (mode === "push") history.pushState(null, "", url); else history.replaceState(null, "", url);
     lastURL = url;
   };
-  // pushes at once; replaces are coalesced (playback would otherwise flood the history API)
-  if (mode === "push") apply(); else urlTimer = setTimeout(apply, 150);
+  if (mode === "later") urlTimer = setTimeout(apply, 150); else apply();
 }
 
 window.addEventListener("popstate", () => restore({ push: false }));
 
 async function restore({ push }) {
   const { config, view } = fromQuery(location.search);
+  clearTimeout(urlTimer);
   lastURL = `${location.pathname}${location.search}`;
   controls.write(config);
+  if (state.running) {  // finish the run in flight first, then come back here
+    state.restoreAfterRun = true;
+    return;
+  }
   state.view = view;
   if (sameConfig(config, state.ranConfig) && state.result) {
     clampView();
@@ -253,18 +263,37 @@ async function uploadModel(file) {
   try {
     const info = await api.upload(file, $("cell").value);
     await refreshModels(info.model_id);
-    const config = { ...controls.read(), weights: "model", model: info.model_id };
-    if (!info.vocab && config.mode === "text") config.mode = "numbers";
-    if (config.mode === "numbers" && info.input_size && !config.sequence.includes(",")) {
-      config.sequence = Array.from({ length: 3 }, () => Array(info.input_size).fill("0.5").join(", ")).join("\n");
-    }
-    controls.write(config);
+    controls.write(configForModel(controls.read(), info));
     controls.setRunning(false, `Stored ${info.name}: ${info.cell.toUpperCase()}, ${info.num_layers} layer(s), H = ${info.hidden_size}, D = ${info.input_size}`);
     await runNow({ push: true });
   } catch (err) {
     controls.setRunning(false);
     showError(err);
   }
+}
+
+// The form for a stored model: its cell and sizes, and an input it can take — text in its
+// vocab (the current text if every character is in it), else numbers of its input size.
+function configForModel(config, info) {
+  const out = { ...config, weights: "model", model: info.model_id, cell: info.cell,
+                hidden: info.hidden_size, layers: info.num_layers };
+  if (info.vocab) {
+    const fits = out.mode === "text" && out.sequence && [...out.sequence].every((ch) => info.vocab.includes(ch));
+    if (!fits) {
+      out.mode = "text";
+      const chars = [...info.vocab];
+      out.sequence = Array.from({ length: Math.max(12, chars.length) }, (_, t) => chars[t % chars.length]).join("");
+    }
+  } else {
+    const rows = out.mode === "numbers" ? out.sequence.split(/[;\n]/).filter((r) => r.trim()) : [];
+    const width = rows.length ? rows[0].split(/[\s,]+/).filter(Boolean).length : 0;
+    if (width !== info.input_size) {
+      out.mode = "numbers";
+      out.sequence = Array.from({ length: 4 }, (_, t) => Array.from({ length: info.input_size },
+        (_, d) => ((t + d) % 3 - 1) * 0.5).join(", ")).join("\n");
+    }
+  }
+  return out;
 }
 
 // ── export ──────────────────────────────────────────────────────────────────────────────

@@ -2,7 +2,7 @@
 // Drawn once per run or layer; a step only moves the cursors (no Plotly call at all).
 
 import { paint } from "../colors.js";
-import { DIVERGING, PLOT_CONFIG, SEQUENTIAL, fmt, showToken } from "../config.js";
+import { DIVERGING, MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken } from "../config.js";
 
 export function createHeatmaps(container, { onPick, tooltip }) {
   let panels = [];       // [{key, div, plot, cursor}]
@@ -66,7 +66,8 @@ export function createHeatmaps(container, { onPick, tooltip }) {
     const colorbar = {  // no points: it only carries the colour scale's bar
       type: "scatter", x: [null], y: [null], mode: "markers", hoverinfo: "skip", showlegend: false,
       marker: { color: [zmin], cmin: zmin, cmax: zmax, colorscale: kind === "unit" ? SEQUENTIAL : DIVERGING,
-                showscale: true, colorbar: { thickness: 8, len: 0.9, tickfont: { size: 10 }, outlinewidth: 0 } },
+                showscale: true, colorbar: { thickness: 8, len: 0.9, tickfont: { size: 10 }, outlinewidth: 0,
+                                             x: 1.01, xanchor: "left", xpad: 4 } },
     };
     const xaxis = { range: [-0.5, T - 0.5], zeroline: false, showgrid: false, tickfont: { size: 10 } };
     if (tokens && T <= 80) {
@@ -75,7 +76,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       xaxis.tickangle = 0;
     }
     const layout = {
-      margin: { l: 36, r: 4, t: 20, b: 22 }, xaxis,
+      margin: { ...MARGIN }, xaxis,
       // an image trace would otherwise square its pixels (scaleanchor): cells fill the width
       yaxis: { range: [H - 0.5, -0.5], zeroline: false, showgrid: false, tickfont: { size: 10 },
                scaleanchor: false },
@@ -126,7 +127,7 @@ export function placeCursor(plot, cursor, t) {
   const right = xa._offset + xa.l2p(t + half);
   const inside = right >= xa._offset && left <= xa._offset + xa._length;
   cursor.hidden = !inside;
-  cursor.style.left = `${Math.max(left, xa._offset) - 2}px`;
+  cursor.style.left = `${Math.max(left, xa._offset)}px`;
   cursor.style.width = `${Math.max(Math.min(right, xa._offset + xa._length) - Math.max(left, xa._offset), 1)}px`;
   cursor.style.top = `${ya._offset}px`;
   cursor.style.height = `${ya._length}px`;

@@ -1,6 +1,6 @@
 // ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t on a log scale, with the time cursor.
 
-import { PLOT_CONFIG } from "../config.js";
+import { MARGIN, PLOT_CONFIG } from "../config.js";
 import { placeCursor } from "./heatmaps.js";
 
 export function createNormPlot(div) {
@@ -24,7 +24,7 @@ export function createNormPlot(div) {
       traces.push({ x, y: positive(grads.c_norm), name: "‖∂L/∂c_t‖", mode: "lines", line: { color: "#c05600", dash: "dot" } });
     }
     await Plotly.react(plot, traces, {
-      margin: { l: 52, r: 8, t: 8, b: 28 }, uirevision: "keep", datarevision: revision,
+      margin: { ...MARGIN, t: 8, b: 28 }, uirevision: "keep", datarevision: revision,
       xaxis: { range: [-0.5, T - 0.5], title: { text: "t", standoff: 2 }, tickfont: { size: 10 } },
       yaxis: { type: "log", exponentformat: "power", tickfont: { size: 10 } },
       legend: { orientation: "h", x: 1, xanchor: "right", y: 1, font: { size: 11 } },

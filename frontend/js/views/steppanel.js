@@ -4,7 +4,7 @@
 // less than a frame.
 
 import { CELLS, GATE_TITLES, fmt } from "../config.js";
-import { colorOf } from "../colors.js";
+import { colorOf, cssColor } from "../colors.js";
 import { equations } from "./equations.js";
 
 export function createStepPanel(root, { onUnit }) {
@@ -184,11 +184,15 @@ function drawBars(canvas, cell, values, unit) {
   const rowH = 26;
   const width = canvas.clientWidth || 380;
   const ratio = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * ratio);
-  canvas.height = Math.round(rowH * names.length * ratio);
-  canvas.style.height = `${rowH * names.length}px`;
+  const w = Math.round(width * ratio);
+  const hgt = Math.round(rowH * names.length * ratio);
+  if (canvas.width !== w || canvas.height !== hgt) {  // resizing clears and costs: only on change
+    canvas.width = w;
+    canvas.height = hgt;
+    canvas.style.height = `${rowH * names.length}px`;
+  }
   const ctx = canvas.getContext("2d");
-  ctx.scale(ratio, ratio);
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, rowH * names.length);
   ctx.font = "11px ui-monospace, monospace";
   names.forEach((name, r) => {
@@ -196,17 +200,18 @@ function drawBars(canvas, cell, values, unit) {
     if (!v) return;
     const top = r * rowH;
     const left = 18;
-    const w = (width - left) / v.length;
+    const bw = (width - left) / v.length;
     const sig = CELLS[cell].sigmoid.includes(name);
+    const kind = sig ? "unit" : "signed";
     const mid = sig ? top + rowH - 2 : top + rowH / 2;
     ctx.fillStyle = "#5b6170";
     ctx.fillText(name, 2, top + rowH / 2 + 4);
+    const gap = bw > 3 ? 1 : 0;
     for (let j = 0; j < v.length; j++) {
       const x = v[j];
-      const hgt = sig ? x * (rowH - 4) : Math.max(-1, Math.min(1, x)) * (rowH / 2 - 2);
-      const [cr, cg, cb] = colorOf(x, sig ? "unit" : "signed", 1);
-      ctx.fillStyle = j === unit ? "#ff00ff" : `rgb(${cr},${cg},${cb})`;
-      ctx.fillRect(left + j * w, Math.min(mid, mid - hgt), Math.max(w - (w > 3 ? 1 : 0), 0.5), Math.abs(hgt) || 0.5);
+      const h = sig ? x * (rowH - 4) : Math.max(-1, Math.min(1, x)) * (rowH / 2 - 2);
+      ctx.fillStyle = j === unit ? "#ff00ff" : cssColor(x, kind);
+      ctx.fillRect(left + j * bw, Math.min(mid, mid - h), Math.max(bw - gap, 0.5), Math.abs(h) || 0.5);
     }
     ctx.strokeStyle = "#dcdfe5";
     ctx.beginPath();

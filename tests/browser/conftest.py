@@ -1,0 +1,325 @@
+"""The explorer page in a real browser: one `gatescope serve` process (fresh data folder,
+one compute process) and one headless Chromium (Debian's /usr/bin/chromium, never
+`playwright install`) with one context for the whole session; each test opens new tabs.
+
+Every page records each request URL (none may leave the server's origin) and every console
+error and uncaught page error (there must be none); both are asserted when the test ends.
+Screenshots go to tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
+
+import gatescope
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1400, "height": 900}
+MOBILE = {"width": 390, "height": 844}
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+expect.set_options(timeout=15_000)
+
+
+# ── the server ──────────────────────────────────────────────────────────────────────────
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
+           "GATESCOPE_COMPUTE_PROCESSES": "1"}
+    log = tmp_path_factory.mktemp("browser-log") / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
+                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def api_post(server: str, path: str, body: bytes, content_type: str = "application/json"
+             ) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"{server}{path}", body, {"content-type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+# ── the browser and its pages ───────────────────────────────────────────────────────────
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():  # pragma: no cover - the CI image installs it
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class Watch:
+    """What one page did: request URLs, console errors, page errors."""
+
+    origin: str
+    requests: list[str] = dc_field(default_factory=list)
+    errors: list[str] = dc_field(default_factory=list)
+    allowed_console: list[re.Pattern[str]] = dc_field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def _console(self, msg: Any) -> None:
+        if msg.type != "error":
+            return
+        if any(p.search(msg.text) for p in self.allowed_console):
+            return
+        self.errors.append(f"console.error: {msg.text} @ {msg.location}")
+
+    def foreign(self) -> list[str]:
+        ok = (f"{self.origin}/", f"blob:{self.origin}/", "data:")
+        return [u for u in self.requests if not u.startswith(ok)]
+
+
+@pytest.fixture(scope="session")
+def context(browser) -> Iterator[BrowserContext]:
+    """One context for the session: its HTTP and code caches make each page load of the
+    4.8 MB plotly.js cheaper. Each test's pages are new tabs (each its own history)."""
+    ctx = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@dataclass
+class Pages:
+    """Opens the test's pages (tabs of the session's context) and watches each."""
+
+    context: BrowserContext
+    server: str
+    opened: list[Page] = dc_field(default_factory=list)
+    watch: Watch = dc_field(init=False)
+
+    def __post_init__(self) -> None:
+        self.watch = Watch(self.server)
+
+    def new(self, viewport: dict[str, int] = DESKTOP) -> Page:
+        page = self.context.new_page()
+        if viewport != DESKTOP:
+            page.set_viewport_size(viewport)
+        self.opened.append(page)
+        self.watch.attach(page)
+        return page
+
+
+@pytest.fixture
+def pages(context, server) -> Iterator[Pages]:
+    made = Pages(context, server)
+    yield made
+    for page in made.opened:
+        page.close()
+    assert made.watch.requests, "no request was recorded"
+    assert made.watch.foreign() == [], "requests left the server's origin"
+    assert made.watch.errors == [], "console or page errors"
+
+
+@pytest.fixture
+def page(pages) -> Page:
+    return pages.new()
+
+
+# ── helpers the tests share ─────────────────────────────────────────────────────────────
+def open_page(page: Page, server: str, query: str = "", timeout: float = 30_000) -> None:
+    """Load the page (with `query`, e.g. "?cell=gru") and wait for its first run."""
+    page.goto(f"{server}/{query}")
+    wait_ready(page, timeout)
+
+
+def wait_ready(page: Page, timeout: float = 30_000) -> None:
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=timeout)
+
+
+def revision(page: Page) -> int:
+    return page.evaluate("window.gatescope.state.revision || 0")
+
+
+def wait_new_result(page: Page, before: int, timeout: float = 30_000) -> None:
+    """Wait until a run after revision `before` has drawn (state back to "ready")."""
+    page.wait_for_function(
+        "(rev) => (window.gatescope.state.revision || 0) > rev"
+        " && document.body.dataset.state === 'ready'", arg=before, timeout=timeout)
+
+
+def click_run(page: Page, timeout: float = 30_000) -> None:
+    before = revision(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    wait_new_result(page, before, timeout)
+
+
+def shot(page: Page, name: str, full_page: bool = False) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+MAPS_JS = """(sel) => [...document.querySelectorAll(sel)].map((map) => {
+  const plot = map.querySelector('.plot');
+  const v = plot.gsValues;
+  return {title: map.querySelector('h3').textContent, shape: v.shape, kind: v.kind,
+          zmin: v.zmin, zmax: v.zmax, typed: v.data.constructor.name,
+          data: Array.from(v.data)};
+})"""
+
+
+def maps(page: Page, which: str = "value") -> list[dict[str, Any]]:
+    """Every heatmap of #value-maps or #grad-maps: title, shape, kind, the numbers shown."""
+    return page.evaluate(MAPS_JS, f"#{which}-maps .map")
+
+
+def all_maps(page: Page) -> list[dict[str, Any]]:
+    return maps(page, "value") + maps(page, "grad")
+
+
+def png_sizes(page: Page) -> list[list[int]]:
+    """[naturalWidth, naturalHeight] of every heatmap's image trace, decoded by the browser."""
+    return page.evaluate("""async () => Promise.all(
+      [...document.querySelectorAll('#value-maps .map .plot, #grad-maps .map .plot')]
+        .map(async (plot) => {
+          const img = new Image();
+          img.src = plot.data[0].source;
+          await img.decode();
+          return [img.naturalWidth, img.naturalHeight];
+        }))""")
+
+
+def short(title: str) -> str:
+    """ "i — input gate i" → "i"; "∂L/∂a_i" stays."""
+    return title.split(" — ")[0]
+
+
+def value_titles(cell: str) -> list[str]:
+    return {"lstm": ["i", "f", "g", "o", "c", "h"], "gru": ["r", "z", "n", "h"],
+            "rnn_tanh": ["h", "a"], "rnn_relu": ["h", "a"]}[cell]
+
+
+def grad_titles(cell: str) -> list[str]:
+    gates = {"lstm": ["i", "f", "g", "o"], "gru": ["r", "z", "n"]}.get(cell, ["a"])
+    return ["∂L/∂h", *(["∂L/∂c"] if cell == "lstm" else []), *[f"∂L/∂a_{g}" for g in gates]]
+
+
+def expected_array(layer: gatescope.LayerResult, title: str) -> np.ndarray:
+    """The (T, H) array of a gatescope result that the map titled `title` must show."""
+    name = short(title)
+    if name.startswith("∂L/∂a_"):
+        return layer.grads["gates"][name.removeprefix("∂L/∂a_")]
+    if name == "∂L/∂h":
+        return layer.grads["h"]
+    if name == "∂L/∂c":
+        return layer.grads["c"]
+    if name == "h":
+        return layer.h
+    if name == "c":
+        return layer.c
+    if name == "a":
+        return layer.pre["a"]
+    return layer.gates[name]
+
+
+def assert_maps_match(shown: list[dict[str, Any]], result: gatescope.RunResult, layer: int
+                      ) -> None:
+    """Every map holds the matching array of `result`: float64 to 1e-12, float32 to its
+    own precision."""
+    T, H = result.steps, result.hidden_size
+    lay = result.layers[layer]
+    for m in shown:
+        want = np.asarray(expected_array(lay, m["title"]), dtype=np.float64)
+        assert m["shape"] == [T, H], m["title"]
+        got = np.asarray(m["data"], dtype=np.float64).reshape(T, H)
+        if result.dtype == "float64":
+            assert m["typed"] == "Float64Array", m["title"]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=m["title"])
+        else:
+            assert m["typed"] == "Float32Array", m["title"]
+            scale = max(float(np.abs(want).max()), 1e-30)
+            np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6 * scale,
+                                       err_msg=m["title"])
+
+
+def page_request(page: Page) -> dict[str, Any]:
+    return page.evaluate("window.gatescope.state.request")
+
+
+def js_fmt(v: float, digits: int = 4) -> str:
+    """config.js's fmt(): what the step panel prints for a number."""
+    if v is None or math.isnan(v):
+        return "null"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4 or abs(v) < 1e-3:
+        mantissa, exp = f"{v:.{digits - 1}e}".split("e")
+        return f"{mantissa}e{int(exp):+d}"
+    text = repr(float(f"{v:.{digits}g}"))
+    return text.removesuffix(".0")
+
+
+def field(page: Page, label: str | re.Pattern[str]) -> Locator:
+    """The control whose visible label starts with the word(s) `label` (a select's label
+    text also holds its options' text, so exact matching cannot be used)."""
+    if isinstance(label, str):
+        label = re.compile(rf"^{re.escape(label)}(\s|$)")
+    return page.get_by_label(label)
+
+
+def url_param(name: str, value: Any) -> re.Pattern[str]:
+    return re.compile(rf"[?&]{re.escape(name)}={re.escape(str(value))}(&|$)")
+
+
+def dataset_step(page: Page) -> str:
+    return page.evaluate("document.body.dataset.step")
+

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +51,10 @@ class ModelFile:
     (an error only if the RNN needs one); metadata: safetensors `__metadata__`, else {}."""
 
     tensors: dict[str, np.ndarray]
+    format: str = "safetensors"  # or "npz"
     unreadable: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    others: list[str] = field(default_factory=list)  # names of tensors no RNN needs: not read
 
 
 def read_model_file(filename: str, data: bytes) -> ModelFile:
@@ -116,17 +120,24 @@ def read_safetensors(data: bytes) -> ModelFile:
         tensors[name] = info
     out = ModelFile({}, metadata=meta)
     for name, info in tensors.items():
-        if info["dtype"] in DTYPES:
+        if not _wanted(name):
+            out.others.append(name)
+        elif info["dtype"] in DTYPES:
             out.tensors[name] = _tensor(name, info, buffer)
         else:
             out.unreadable[name] = info["dtype"]
     return out
 
 
+def _wanted(name: str) -> bool:
+    """Only a recurrent layer's tensors are read; an embedding or a decoder is not."""
+    return bool(_RNN_NAME.fullmatch(name) or _PROJECTION.fullmatch(name))
+
+
 def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
     dtype = DTYPES[info["dtype"]]
     begin, end = info["data_offsets"]
-    count = int(np.prod(info["shape"], dtype=np.int64))
+    count = math.prod(info["shape"])  # Python ints: a shape of 2**70 must not wrap around
     if not (begin <= end <= len(buffer)) or end - begin != count * dtype.itemsize:
         raise ModelFileError(f"tensor {name!r}: its data offsets {begin}..{end} do not match "
                              f"its shape {info['shape']} and dtype {info['dtype']}, or run past "
@@ -135,28 +146,48 @@ def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
 
 
 def read_npz(data: bytes) -> ModelFile:
-    """An .npz archive of .npy arrays, loaded with allow_pickle=False after checking that it
-    does not inflate past MAX_UNPACKED."""
+    """An .npz archive of .npy arrays, never unpickled. Each wanted member's header is read
+    first: an object dtype (which needs pickle) is refused, and a declared shape must match
+    the bytes that follow it, so nothing is allocated for data that is not there."""
+    out = ModelFile({}, format="npz")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            if sum(info.file_size for info in zf.infolist()) > MAX_UNPACKED:
+            members = [m for m in zf.infolist() if m.filename.endswith(".npy")]
+            if sum(m.file_size for m in members) > MAX_UNPACKED:
                 raise ModelFileError(f"the .npz would unpack to more than "
                                      f"{MAX_UNPACKED // 2**20} MiB")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            out = ModelFile({})
-            for key in npz.files:
-                try:
-                    array = npz[key]
-                except ValueError as exc:  # object arrays need pickle: refused
-                    raise ModelFileError(f"array {key!r} cannot be read without unpickling "
-                                         f"({exc}); store plain float arrays") from None
-                if array.dtype.kind == "f":
-                    out.tensors[key] = array
-                else:
-                    out.unreadable[key] = str(array.dtype)
-            return out
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            for member in members:
+                key = member.filename[:-len(".npy")]
+                if not _wanted(key):
+                    out.others.append(key)
+                    continue
+                with zf.open(member) as f:
+                    shape, dtype = _npy_header(key, f)
+                    if dtype.hasobject:
+                        raise ModelFileError(f"array {key!r} holds Python objects, which "
+                                             "cannot be read without unpickling; store plain "
+                                             "float arrays")
+                    if dtype.kind != "f":
+                        out.unreadable[key] = str(dtype)
+                        continue
+                    if math.prod(shape) * dtype.itemsize != member.file_size - f.tell():
+                        raise ModelFileError(f"array {key!r} declares shape {shape} of "
+                                             f"{dtype}, which does not match its data")
+                with zf.open(member) as f:
+                    out.tensors[key] = np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
         raise ModelFileError(f"the .npz archive is damaged ({exc})") from None
+    return out
+
+
+def _npy_header(key: str, f: Any) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    shape, _fortran_order, dtype = read(f)
+    return tuple(shape), np.dtype(dtype)
 
 
 def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
@@ -186,6 +217,11 @@ def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
                              "upload a file holding one")
     prefix, state = next(iter(groups.items()))
     for name, value in state.items():
+        is_weight = name.startswith("weight")
+        if not isinstance(value, str) and value.ndim != (2 if is_weight else 1):
+            what = "a weight must be a matrix" if is_weight else "a bias must be a vector"
+            raise ModelFileError(f"tensor {prefix + name!r} has shape {tuple(value.shape)}: "
+                                 f"{what}")
         if isinstance(value, str):
             raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
                                  "gatescope reads F16, F32 and F64 (float16/32/64) — "

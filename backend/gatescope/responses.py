@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .schemas import CellName
+
 
 class TypedArray(BaseModel):
     """A finite array as plotly.js reads it directly: base64 of little-endian floats."""
@@ -87,7 +89,7 @@ class ModelInfo(BaseModel):
 
     model_id: str
     name: str
-    cell: Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
+    cell: CellName
     input_size: int
     hidden_size: int
     num_layers: int

@@ -25,6 +25,7 @@ from .numerics import finite_array
 from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
 from .schemas import (
     MAX_CONNECTIVITY_STEPS,
+    MAX_CONNECTIVITY_WORK,
     MSE,
     AllHiddenSum,
     HiddenUnit,
@@ -150,6 +151,10 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
         raise invalid(("connectivity",), f"connectivity is computed for at most "
                       f"{MAX_CONNECTIVITY_STEPS} steps; this sequence has {T}", True)
+    if req.connectivity and T * T * H * L > MAX_CONNECTIVITY_WORK:
+        raise invalid(("connectivity",), f"connectivity costs steps² × hidden_size × "
+                      f"num_layers = {T}²×{H}×{L} = {T * T * H * L:,}, over the limit of "
+                      f"{MAX_CONNECTIVITY_WORK:,} (e.g. 512 steps × 128 units × 1 layer)", True)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, targets,
                     clamps)
 

@@ -219,6 +219,8 @@ class Intervention(Strict):
 
 
 MAX_CONNECTIVITY_STEPS = 512
+# one backward pass per output step: the cost grows as T²·H·L (T = 256, H = 128: 0.4 s)
+MAX_CONNECTIVITY_WORK = 512 * 512 * 128
 
 
 class RunRequest(Strict):

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class ModelStore:
     def __init__(self, data_dir: Path, limits: Limits | None = None) -> None:
         self.root = Path(data_dir) / "models"
         self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".incoming-*"):  # left by a crash mid-write; never a model
+            if time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale, ignore_errors=True)
         self.limits = limits or Limits()
         self._load = lru_cache(maxsize=8)(self._load_uncached)
 
@@ -53,6 +57,9 @@ class ModelStore:
         H, L = infer_sizes(state, ("file",))
         D = int(np.shape(state["weight_ih_l0"])[-1]) if "weight_ih_l0" in state else 0
         check_state_dict(CELLS[cell], state, D, H, L, ("file",))
+        if D == 0 or H == 0:
+            raise ModelFileError("the model has no inputs or no hidden units (a zero-sized "
+                                 "weight matrix)")
         self._check_limits(D, H, L)
         for key, value in state.items():
             if not np.all(np.isfinite(value)):
@@ -66,7 +73,7 @@ class ModelStore:
         digest = hashlib.sha256(data)
         digest.update(f"\0cell={cell}\0vocab={vocab}".encode())
         model_id = digest.hexdigest()[:16]
-        fmt = "npz" if filename.lower().endswith(".npz") or data[:2] == b"PK" else "safetensors"
+        fmt = parsed.format
         info = ModelInfo(model_id=model_id, name=name or Path(filename).stem or model_id,
                          cell=cell, input_size=D, hidden_size=H, num_layers=L, vocab=vocab,
                          format=fmt, bytes=len(data), prefix=prefix)

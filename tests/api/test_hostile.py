@@ -82,3 +82,23 @@ def test_unknown_routes_and_methods(client):
     assert client.get("/api/v1/run").status_code in (404, 405)
     assert client.delete("/api/v1/models").status_code in (404, 405)
     assert client.put("/api/v1/run", json={}).status_code in (404, 405)
+
+
+def test_413_carries_cors_headers_when_cors_is_on(tmp_path):
+    with make_client(tmp_path, max_body_bytes=4096, cors_origins=["http://a.test"]) as c:
+        r = c.post("/api/v1/run", content=b" " * 5000, headers={"origin": "http://a.test"})
+        assert r.status_code == 413
+        assert r.headers["access-control-allow-origin"] == "http://a.test"
+
+
+def test_connectivity_is_capped_by_its_cost(client):
+    r = client.post("/api/v1/run", json={"hidden_size": 512, "input": {"text": "ab" * 200},
+                                         "connectivity": True})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["connectivity"]
+    assert "33,554,432" in r.json()["detail"][0]["msg"]
+
+
+def test_json_responses_vary_on_accept_encoding(client):
+    r = client.post("/api/v1/run", json={"hidden_size": 2, "input": {"text": "ab"}})
+    assert r.headers["vary"] == "accept-encoding"

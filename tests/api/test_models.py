@@ -207,3 +207,43 @@ def test_model_runs_match_pytorch_layout(client):
     want = gatescope.run({**req, "hidden_size": 3,
                           "weights": {"tensors": {k: v.tolist() for k, v in tensors.items()}}})
     assert r.json() == want.to_json()
+
+
+def _safetensors_with(entries: dict, payload: bytes = b"") -> bytes:
+    """A hand-made header: for shapes and offsets no writer would produce."""
+    import json
+    import struct
+    raw = json.dumps(entries).encode()
+    return struct.pack("<Q", len(raw)) + raw + payload
+
+
+CRAFTED = {
+    "shape wraps int64": _safetensors_with({"weight_hh_l0": {
+        "dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}}),
+    "shape 2**70": _safetensors_with({"weight_hh_l0": {
+        "dtype": "F32", "shape": [2**70], "data_offsets": [0, 0]}}),
+    "0-d weight": _safetensors_with({"weight_hh_l0": {
+        "dtype": "F32", "shape": [], "data_offsets": [0, 4]}}, bytes(4)),
+    "zero-sized model": safetensors_bytes({k: v[:, :0] if k == "weight_ih_l0" else v
+                                          for k, v in state_dict("lstm", L=1).items()}),
+}
+
+
+@pytest.mark.parametrize("data", CRAFTED.values(), ids=CRAFTED.keys())
+def test_crafted_safetensors_are_422_not_500(client, data):
+    r = upload(client, data, "crafted.safetensors")
+    assert r.status_code == 422, r.text
+
+
+def test_npz_declaring_a_huge_shape_is_refused_before_allocating(client):
+    """A .npy header that declares 10¹¹ floats over a few bytes of data."""
+    import numpy.lib.format as npy
+    member = io.BytesIO()
+    npy.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                        "shape": (10**11,)})
+    member.write(bytes(16))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("weight_hh_l0.npy", member.getvalue())
+    r = upload(client, archive.getvalue(), "huge.npz")
+    assert r.status_code == 422 and "does not match its data" in r.text

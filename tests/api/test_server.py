@@ -99,3 +99,44 @@ def test_streamed_body_over_the_limit_is_refused_before_it_is_read_whole(server)
         reply = sock.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
     assert sent < 96, "the whole body was sent before the server answered"
+
+
+def test_chunked_multipart_upload_over_the_limit_is_413(tmp_path_factory):
+    """Streamed without a Content-Length, an upload past the limit is refused with 413 —
+    also when the server is in the middle of parsing the form."""
+    port = free_port()
+    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("small")),
+           "GATESCOPE_COMPUTE_PROCESSES": "1", "GATESCOPE_MAX_UPLOAD_BYTES": str(2**20)}
+    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
+                             str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        boundary = b"gsboundary"
+        head = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="big.npz"\r\nContent-Type: application/octet-stream\r\n\r\n')
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"multipart/form-data; boundary=" + boundary +
+                         b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+            try:
+                for _ in range(8):  # 4 MiB, the limit is 3 MiB with the form's slack
+                    chunk = bytes(2**19)
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    if select.select([sock], [], [], 0)[0]:
+                        break
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

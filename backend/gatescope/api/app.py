@@ -69,21 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"cache-control": "public, max-age=86400"})
 
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
     app.add_middleware(BodyLimit, limit_for=lambda path: (
         settings.max_upload_bytes + 2**20 if path.startswith(f"{API}/models")
         else settings.max_body_bytes))
+    if settings.cors_origins:  # added last, so it is outermost: its headers reach 413s too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
 
-    frontend = settings_frontend(settings)
+    frontend = settings.frontend_dir or FRONTEND
     if frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
     return app
-
-
-def settings_frontend(settings: Settings) -> Path:
-    return settings.frontend_dir or FRONTEND
 
 
 def _add_docs(app: FastAPI) -> None:

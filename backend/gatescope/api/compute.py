@@ -9,8 +9,10 @@ errors), runs it, and encodes and compresses the response; the event loop only m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -52,11 +54,17 @@ class Reply:
 
     @classmethod
     def binary(cls, layout: BinaryLayout) -> Reply:
-        """A binary-encoded body, written straight into shared memory when it is large."""
-        if layout.size < SHARED_MIN_BYTES:
+        """A binary-encoded body, written straight into shared memory when it is large and
+        /dev/shm has room for it (a container's is often 64 MiB); else through the pipe."""
+        if layout.size < SHARED_MIN_BYTES or not _shm_has_room(layout.size):
             return cls(200, layout.tobytes())
         block = SharedMemory(create=True, size=layout.size)
-        layout.write_into(block.buf)
+        try:
+            layout.write_into(block.buf)
+        except BaseException:
+            block.close()
+            block.unlink()
+            raise
         block.close()
         return cls(200, b"", shared=block.name, size=layout.size)
 
@@ -69,6 +77,21 @@ class Reply:
         finally:
             block.close()
             block.unlink()
+
+    def discard(self) -> None:
+        """Free the shared block of a reply nobody will send."""
+        if self.shared is not None:
+            with contextlib.suppress(FileNotFoundError):
+                block = SharedMemory(self.shared)
+                block.close()
+                block.unlink()
+
+
+def _shm_has_room(size: int) -> bool:
+    try:
+        return shutil.disk_usage("/dev/shm").free > 2 * size
+    except OSError:
+        return False  # no /dev/shm here: the pipe it is
 
 
 def _error(status: int, detail: object) -> Reply:
@@ -113,6 +136,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     if gzip_ok and encoding == "json" and len(data) >= GZIP_MIN_BYTES:
         data = gzip.compress(data, compresslevel=1)
         headers["content-encoding"] = "gzip"
+    if encoding == "json":
+        headers["vary"] = "accept-encoding"
     return Reply(200, data, headers)
 
 
@@ -127,6 +152,10 @@ def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
                                     "type": "model_file"}])
     except ValidationError as exc:
         return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in error_detail(exc)])
+    except (ValueError, ArithmeticError, IndexError, MemoryError) as exc:
+        # a file crafted past every check above still gets a 4xx, never a 500
+        return _error(422, [{"loc": ["body", "file"], "type": "model_file",
+                             "msg": f"the file could not be read as a model ({exc})"}])
     return Reply(201 if created else 200, info.model_dump_json().encode())
 
 
@@ -152,14 +181,27 @@ class ComputePool:
                                for _ in range(self.processes)))
 
     async def submit(self, fn, *args) -> Reply:
+        """Run fn(*args) in a worker. If the request is cancelled (a client gone, a shutdown)
+        after the worker answered, the reply's shared block is freed all the same."""
         loop = asyncio.get_running_loop()
+        pool = self.pool
+        future = loop.run_in_executor(pool, fn, *args)
         try:
-            return await loop.run_in_executor(self.pool, fn, *args)
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_discard_reply)
+            raise
         except BrokenProcessPool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new_pool()
+            if self.pool is pool:  # the first to notice rebuilds; the others reuse it
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._new_pool()
             return _error(503, "a compute worker stopped (it may have run out of memory); "
                           "the request was not completed — try again or ask for less")
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _discard_reply(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().discard()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
 from ...errors import ModelNotFoundError
 from ...responses import ErrorResponse, ModelInfo, ModelList
+from ...schemas import CellName
 from ..compute import ingest
 from ..deps import ComputeDep, SettingsDep, StoreDep
 
@@ -26,11 +27,10 @@ UPLOAD_ERRORS = {
              responses={200: {"model": ModelInfo, "description": "already stored"},
                         **UPLOAD_ERRORS})
 async def upload_model(
-    response: Response,
     pool: ComputeDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="a state_dict as .safetensors or .npz")],
-    cell: Annotated[Literal["lstm", "gru", "rnn_tanh", "rnn_relu"] | None, Form(
+    cell: Annotated[CellName | None, Form(
         description="rnn_tanh (default) or rnn_relu for a plain RNN; LSTM and GRU are "
         "recognised from their weights")] = None,
     vocab: Annotated[str | None, Form(min_length=1, max_length=1024, description=(
@@ -49,7 +49,7 @@ async def upload_model(
 
 
 @router.get("", response_model=ModelList)
-async def list_models(store: StoreDep) -> ModelList:
+def list_models(store: StoreDep) -> ModelList:  # plain def: its disk reads run off the loop
     """Every stored model."""
     data = store.list()
     return ModelList(data=data, count=len(data))
@@ -57,7 +57,7 @@ async def list_models(store: StoreDep) -> ModelList:
 
 @router.get("/{model_id}", response_model=ModelInfo,
             responses={404: {"model": ErrorResponse}})
-async def get_model(model_id: str, store: StoreDep) -> ModelInfo:
+def get_model(model_id: str, store: StoreDep) -> ModelInfo:
     try:
         return store.info(model_id)
     except ModelNotFoundError as exc:

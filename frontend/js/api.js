@@ -68,7 +68,9 @@ function fieldOf(loc) {
 
 // A server error in words a learner understands (the server's message names the limit).
 function describe(status, body) {
-  if (status === 413) return "That request is too large for the server. Use a shorter sequence.";
+  if (status === 413) {
+    return `That is too large for the server: ${typeof body.detail === "string" ? body.detail : "the request is over its size limit"}.`;
+  }
   if (status === 404) return typeof body.detail === "string" ? body.detail : "Not found.";
   if (!Array.isArray(body.detail)) return String(body.detail || `The server answered ${status}.`);
   return body.detail.map((d) => {
@@ -84,10 +86,10 @@ async function failure(response) {
   return new ApiError(describe(response.status, body), fieldOf(first));
 }
 
-export async function run(request, { signal } = {}) {
+export async function run(request) {
   const response = await fetch(`${API}/run?encoding=binary`, {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify(request), signal,
+    body: JSON.stringify(request),
   });
   if (!response.ok) throw await failure(response);
   return decodeBinary(await response.arrayBuffer());
@@ -148,9 +150,7 @@ export function decodeBinary(buffer) {
     if (Array.isArray(obj)) return obj.map(resolve);
     return obj;
   };
-  const result = resolve(header);
-  result.tokens = header.tokens; // plain strings, not arrays of numbers
-  return result;
+  return resolve(header);
 }
 
 function fromLists(lists) {

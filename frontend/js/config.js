@@ -25,7 +25,6 @@ export const DIVERGING = [
 // The value heatmaps of a layer, top to bottom, as [title, where in the layer, kind].
 // kind: "unit" = sigmoid 0..1; "signed" = symmetric scale around 0.
 export function valuePanels(cell) {
-  const c = CELLS[cell];
   if (cell === "lstm") {
     return [["i", ["gates", "i"], "unit"], ["f", ["gates", "f"], "unit"], ["g", ["gates", "g"], "signed"],
       ["o", ["gates", "o"], "unit"], ["c", ["c"], "signed"], ["h", ["h"], "signed"]];
@@ -34,7 +33,6 @@ export function valuePanels(cell) {
     return [["r", ["gates", "r"], "unit"], ["z", ["gates", "z"], "unit"], ["n", ["gates", "n"], "signed"],
       ["h", ["h"], "signed"]];
   }
-  void c;
   return [["h", ["h"], "signed"], ["a", ["pre", "a"], "signed"]];
 }
 

@@ -31,7 +31,6 @@ const tooltip = (() => {
 const controls = createControls($("controls"), {
   onSubmit: () => runNow({ push: true }),
   onUpload: (file) => uploadModel(file),
-  onChange: () => {},
 });
 const valueMaps = createHeatmaps($("value-maps"), { onPick: pick, tooltip });
 const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
@@ -48,8 +47,13 @@ const stepper = createStepper($("stepper"), {
 });
 
 // ── running ──────────────────────────────────────────────────────────────────────────
-async function runNow({ push }) {
-  if (state.running) return;
+function runNow(options) {
+  if (state.running) return state.inflight;
+  state.inflight = runOnce(options);
+  return state.inflight;
+}
+
+async function runOnce({ push }) {
   const config = controls.read();
   let request;
   try {
@@ -94,11 +98,14 @@ async function runNow({ push }) {
 }
 
 function showError(err) {
-  if (err.name === "AbortError") return;
-  const field = err instanceof api.ApiError ? err.field : "run";
-  const message = err instanceof api.ApiError ? err.message
-    : "The server could not be reached. Is `gatescope serve` running?";
-  controls.showErrors({ [field]: message });
+  if (err instanceof api.ApiError) {
+    controls.showErrors({ [err.field]: err.message });
+  } else if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
+    controls.showErrors({ run: "The server could not be reached. Is `gatescope serve` running?" });
+  } else {  // a bug of the page's own: say so plainly, and leave the details for developers
+    console.error(err);
+    controls.showErrors({ run: `Something went wrong showing this result (${err.message}).` });
+  }
 }
 
 // x_t of the first layer, for the step panel: one-hot over the vocab, or the numbers.
@@ -263,6 +270,7 @@ async function uploadModel(file) {
   try {
     const info = await api.upload(file, $("cell").value);
     await refreshModels(info.model_id);
+    if (state.running) await state.inflight; // then run the new model, not drop it
     controls.write(configForModel(controls.read(), info));
     controls.setRunning(false, `Stored ${info.name}: ${info.cell.toUpperCase()}, ${info.num_layers} layer(s), H = ${info.hidden_size}, D = ${info.input_size}`);
     await runNow({ push: true });
@@ -285,8 +293,10 @@ function configForModel(config, info) {
       out.sequence = Array.from({ length: Math.max(12, chars.length) }, (_, t) => chars[t % chars.length]).join("");
     }
   } else {
-    const rows = out.mode === "numbers" ? out.sequence.split(/[;\n]/).filter((r) => r.trim()) : [];
-    const width = rows.length ? rows[0].split(/[\s,]+/).filter(Boolean).length : 0;
+    let width = 0;
+    try {
+      width = out.mode === "numbers" ? api.parseNumbers(out.sequence)[0].length : 0;
+    } catch { /* not numbers this model can take: replaced below */ }
     if (width !== info.input_size) {
       out.mode = "numbers";
       out.sequence = Array.from({ length: 4 }, (_, t) => Array.from({ length: info.input_size },

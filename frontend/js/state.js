@@ -22,9 +22,15 @@ export function createState() {
     view: { ...VIEW_DEFAULTS },
     result: null,       // the decoded /run response of `ranConfig`
     ranConfig: null,    // the configuration the result belongs to
+    request: null,      // the /run request that gave `result`
+    inputs: null,       // x_t of the first layer per step (one-hot or the numbers)
+    revision: 0,        // bumped per result, so Plotly redraws
     running: false,
+    inflight: null,     // the promise of the run in flight
+    restoreAfterRun: false,  // back/forward came during a run: restore once it ends
     playing: false,
-    errors: {},         // control name → message
+    timing: null,       // {request, draw} ms of the last run
+    lastStepMs: 0,      // the last step's render time
   };
 }
 

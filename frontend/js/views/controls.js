@@ -6,7 +6,7 @@ import { DEFAULTS } from "../state.js";
 const FIELDS = Object.keys(DEFAULTS);
 const ERROR_SLOTS = ["input", "weights", "loss", "run"];
 
-export function createControls(form, { onSubmit, onUpload, onChange }) {
+export function createControls(form, { onSubmit, onUpload }) {
   const el = (id) => form.querySelector(`#${id}`);
   const runButton = el("run");
   const progress = el("progress");
@@ -19,7 +19,6 @@ export function createControls(form, { onSubmit, onUpload, onChange }) {
       return;
     }
     refreshVisibility();
-    onChange();
   });
   form.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); onSubmit(); }

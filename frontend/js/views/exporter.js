@@ -1,6 +1,8 @@
 // Downloads: the whole result as the API's JSON, and the current step's values as CSV.
 
-import { stepValues } from "./steppanel.js";
+import { stepValues } from "../values.js";
+
+const HELPERS = new Set(["x", "dcNext", "fNext"]); // not this step's own vectors
 
 export function download(name, blob) {
   const url = URL.createObjectURL(blob);
@@ -16,7 +18,7 @@ export function download(name, blob) {
 // One row per unit: every vector of the step, forward and backward.
 export function stepCSV(res, layer, t, inputs) {
   const v = stepValues(res, layer, t, inputs);
-  const columns = Object.keys(v).filter((k) => v[k] && k !== "x" && v[k].length === res.hidden_size);
+  const columns = Object.keys(v).filter((k) => !HELPERS.has(k) && v[k] && v[k].length === res.hidden_size);
   const lines = [["unit", ...columns].join(",")];
   for (let j = 0; j < res.hidden_size; j++) {
     lines.push([j, ...columns.map((k) => (Number.isFinite(v[k][j]) ? String(v[k][j]) : ""))].join(","));

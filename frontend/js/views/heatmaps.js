@@ -16,10 +16,10 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       div.className = "map";
       const h3 = document.createElement("h3");
       h3.textContent = title;
+      div.setAttribute("role", "group");
+      div.setAttribute("aria-label", `heatmap of ${title}: time across, units down`);
       const plot = document.createElement("div");
       plot.className = "plot";
-      plot.setAttribute("role", "img");
-      plot.setAttribute("aria-label", `heatmap of ${title}: time across, units down`);
       const cursor = document.createElement("div");
       cursor.className = "cursor";
       cursor.hidden = true;

@@ -5,6 +5,7 @@
 
 import { CELLS, GATE_TITLES, fmt } from "../config.js";
 import { colorOf, cssColor } from "../colors.js";
+import { stepValues } from "../values.js";
 import { equations } from "./equations.js";
 
 export function createStepPanel(root, { onUnit }) {
@@ -60,7 +61,7 @@ export function createStepPanel(root, { onUnit }) {
     const k = state.view.layer;
     const layer = res.layers[k];
     const cell = res.cell;
-    const spec = diagramSpec(cell, res, k);
+    const spec = diagramSpec(cell, k);
     const sig = `${cell}|${spec.map((s) => s.name || s.flow).join("|")}`;
     if (sig !== signature) { build(spec); signature = sig; }
     const token = res.tokens ? ` · token ${JSON.stringify(res.tokens[t])}` : "";
@@ -80,7 +81,7 @@ export function createStepPanel(root, { onUnit }) {
 }
 
 // The diagram of each cell, top to bottom: strips (key → values at this step) and flow text.
-function diagramSpec(cell, res, k) {
+function diagramSpec(cell, k) {
   const x = { key: "x", name: k === 0 ? "x_t" : "x_t = h_t below", kind: "signed", title: "the input at this step" };
   const hPrev = { key: "hPrev", name: "h_{t−1}", kind: "signed" };
   if (cell === "lstm") {
@@ -108,47 +109,9 @@ function diagramSpec(cell, res, k) {
       { key: "zh", name: "z⊙h_{t−1}", kind: "signed" },
       { key: "h", name: "h_t", kind: "signed" }];
   }
-  void res;
   return [x, hPrev, { flow: `↓ a = W_ih x_t + W_hh h_{t−1} + b,  h_t = ${cell === "rnn_relu" ? "relu" : "tanh"}(a)` },
     { key: "a", name: "a", kind: "signed", title: GATE_TITLES.a },
     { key: "h", name: "h_t", kind: "signed" }];
-}
-
-function row(arr, t) {
-  if (!arr || t < 0) return null;
-  const H = arr.shape[1];
-  return arr.data.subarray(t * H, (t + 1) * H);
-}
-
-// Every vector of the diagram, the equations and the CSV at step t of layer k.
-export function stepValues(res, k, t, inputs) {
-  const layer = res.layers[k];
-  const H = layer.h.shape[1];
-  const zeros = new Float64Array(H);
-  const v = {
-    h: row(layer.h, t), hPrev: t > 0 ? row(layer.h, t - 1) : zeros,
-    dh: row(layer.grads.h, t),
-  };
-  v.x = k === 0 ? (inputs ? inputs[t] : null) : row(res.layers[k - 1].h, t);
-  for (const [name, arr] of Object.entries(layer.gates)) v[name] = row(arr, t);
-  for (const [name, arr] of Object.entries(layer.pre)) v[`a_${name}`] = row(arr, t);
-  for (const [name, arr] of Object.entries(layer.grads.gates)) v[`da_${name}`] = row(arr, t);
-  if (res.cell === "rnn_tanh" || res.cell === "rnn_relu") v.a = v.a_a;
-  if (layer.c) {
-    v.c = row(layer.c, t);
-    v.cPrev = t > 0 ? row(layer.c, t - 1) : zeros;
-    v.dc = row(layer.grads.c, t);
-    v.dcNext = t + 1 < layer.c.shape[0] ? row(layer.grads.c, t + 1) : null;
-    v.fNext = t + 1 < layer.c.shape[0] ? row(layer.gates.f, t + 1) : null;
-    v.fc = v.f.map((f, j) => f * v.cPrev[j]);
-    v.ig = v.i.map((i, j) => i * v.g[j]);
-    v.tanhC = v.c.map(Math.tanh);
-  }
-  if (res.cell === "gru") {
-    v.zn = v.z.map((z, j) => (1 - z) * v.n[j]);
-    v.zh = v.z.map((z, j) => z * v.hPrev[j]);
-  }
-  return v;
 }
 
 // One symmetric scale per layer for its signed strips (max |h|, |c| over all steps), so a

@@ -9,16 +9,17 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from .numerics import all_finite
+
 Encoding = Literal["json", "typed", "binary"]
 
 
 def finite_list(a: np.ndarray) -> Any:
     """Nested lists of floats; NaN and ±inf become None (JSON null)."""
-    finite = np.isfinite(a)
-    if finite.all():
+    if all_finite(a):
         return a.tolist()
     out = a.astype(object)
-    out[~finite] = None
+    out[~np.isfinite(a)] = None
     return out.tolist()
 
 
@@ -53,7 +54,7 @@ def _map_arrays(obj: Any, fn: Any) -> Any:
     """A copy of nested dicts/lists with every finite float array replaced by fn(array);
     arrays holding NaN/inf are left as they are (they go out as lists, null for each)."""
     if isinstance(obj, np.ndarray):
-        return fn(obj) if obj.dtype.kind == "f" and np.isfinite(obj).all() else obj
+        return fn(obj) if obj.dtype.kind == "f" and all_finite(obj) else obj
     if isinstance(obj, Mapping):
         return {k: _map_arrays(v, fn) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

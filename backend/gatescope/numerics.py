@@ -49,3 +49,13 @@ def finite_array(values: Any, dtype: np.dtype, loc: tuple[str | int, ...]) -> np
         raise invalid(loc, f"holds a number beyond the range of {np.dtype(dtype).name} "
                       f"(±{np.finfo(dtype).max:.3g}); use dtype float64 or smaller numbers")
     return a
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every entry is finite, without a temporary the size of `a`: NaN and ±inf
+    carry through a sum, so a finite sum settles it; a sum that overflowed from large finite
+    values is checked entry by entry."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .encoding import jsonable, walk_arrays
+from .numerics import all_finite
 
 
 @dataclass
@@ -116,9 +117,9 @@ def overflow_warnings(data: dict[str, Any]) -> list[str]:
     if loss is not None and not np.isfinite(loss):
         messages.append("loss overflowed; it is sent as null")
     for path, a in walk_arrays(data):
-        bad = ~np.isfinite(a)
-        if not bad.any():
+        if all_finite(a):
             continue
+        bad = ~np.isfinite(a)
         where = _describe(path)
         has_time = path.startswith("layers.") or path == "input_grad"
         if has_time and a.ndim >= 1:

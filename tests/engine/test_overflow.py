@@ -59,3 +59,15 @@ def test_sigmoid_is_exact_and_quiet_for_any_input():
     np.testing.assert_allclose(s[2:8], 1 / (1 + np.exp(-x[2:8])), rtol=1e-15)
     assert s[2] == np.exp(-40.0) / (1 + np.exp(-40.0))  # the tail keeps its digits
     assert s[0] == 0.0 and s[8] == 1.0 and s[9] == 1.0 and s[10] == 0.0
+
+
+def test_all_finite_sees_every_nan_and_inf_and_no_false_alarm():
+    from gatescope.numerics import all_finite
+    big = np.full(10, 3e38, np.float32)  # finite, but its sum overflows float32
+    assert all_finite(big) and all_finite(np.zeros(0)) and all_finite(np.ones((3, 4)))
+    for bad in (np.nan, np.inf, -np.inf):
+        a = np.ones((5, 7))
+        a[3, 2] = bad
+        assert not all_finite(a)
+    mixed = np.array([np.inf, -np.inf, 1.0])  # inf − inf = NaN: still caught
+    assert not all_finite(mixed)

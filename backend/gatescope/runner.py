@@ -134,7 +134,8 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
         if forget_bias is not None and cell.name != "lstm":
             raise invalid(("weights", "forget_bias"), f"forget_bias is for an LSTM; a "
                           f"{cell.name} has no forget gate", forget_bias)
-        params = pytorch_init(cell, D, H, L, seed, forget_bias, dtype)
+        params = pytorch_init(cell, D, H, L, seed, forget_bias, dtype,
+                              req.weights.recurrent_scale)
     else:
         D_weights = np.shape(tensors["weight_ih_l0"])[-1] if "weight_ih_l0" in tensors else 0
         check_state_dict(cell, tensors, D_weights, H, L, loc)

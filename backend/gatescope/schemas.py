@@ -110,9 +110,11 @@ class Weights(Strict):
         # what _one_source checks: random init, or model_id alone, or tensors alone
         "oneOf": [{"not": {"anyOf": [{"required": ["model_id"]}, {"required": ["tensors"]}]}},
                   {"required": ["model_id"], "not": {"anyOf": [
-                      {"required": [k]} for k in ("tensors", "init", "seed", "forget_bias")]}},
+                      {"required": [k]} for k in ("tensors", "init", "seed", "forget_bias",
+                                                  "recurrent_scale")]}},
                   {"required": ["tensors"], "not": {"anyOf": [
-                      {"required": [k]} for k in ("model_id", "init", "seed", "forget_bias")]}}],
+                      {"required": [k]} for k in ("model_id", "init", "seed", "forget_bias",
+                                                  "recurrent_scale")]}}],
     })
 
     init: Literal["pytorch"] = Field(
@@ -121,6 +123,10 @@ class Weights(Strict):
     forget_bias: float | None = Field(
         None, ge=-1e3, le=1e3,
         description="LSTM only: added to both forget-gate bias blocks (b_if and b_hf).")
+    recurrent_scale: float = Field(
+        1.0, gt=0, le=100,
+        description="multiplies every weight_hh after the init: above ~1.5 a tanh RNN's "
+        "gradient explodes, below 1 it vanishes faster")
     model_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                                  description="A model from the store or a bundled preset.")
     tensors: dict[str, TensorVector | TensorMatrix] | None = Field(
@@ -132,7 +138,7 @@ class Weights(Strict):
     def _one_source(self) -> Weights:
         if self.model_id is not None and self.tensors is not None:
             raise ValueError("give model_id or tensors, not both")
-        given = self.model_fields_set & {"init", "seed", "forget_bias"}
+        given = self.model_fields_set & {"init", "seed", "forget_bias", "recurrent_scale"}
         if given and (self.model_id is not None or self.tensors is not None):
             raise ValueError(f"{', '.join(sorted(given))} only apply to random init, "
                              "not to given weights")

@@ -36,14 +36,20 @@ def shapes(cell: Cell, D: int, H: int, L: int) -> dict[str, tuple[int, ...]]:
 
 
 def pytorch_init(cell: Cell, D: int, H: int, L: int, seed: int,
-                 forget_bias: float | None, dtype: np.dtype) -> StateDict:
+                 forget_bias: float | None, dtype: np.dtype,
+                 recurrent_scale: float = 1.0) -> StateDict:
     """PyTorch's default init: every tensor from U(−1/√H, 1/√H), drawn in state_dict order
     from one `np.random.default_rng(seed)` (in float64, then cast, so float32 and float64
-    runs share their weights). `forget_bias` is added to b_if and b_hf (LSTM)."""
+    runs share their weights). `forget_bias` is added to b_if and b_hf (LSTM);
+    `recurrent_scale` multiplies every weight_hh (to provoke exploding gradients)."""
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)
-    params = {name: rng.uniform(-bound, bound, shape).astype(dtype)
-              for name, shape in shapes(cell, D, H, L).items()}
+    params = {}
+    for name, shape in shapes(cell, D, H, L).items():
+        drawn = rng.uniform(-bound, bound, shape)
+        if name.startswith("weight_hh"):
+            drawn *= recurrent_scale
+        params[name] = drawn.astype(dtype)
     if forget_bias is not None:
         for k in range(L):
             for name in param_names(k)[2:]:

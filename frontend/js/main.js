@@ -8,6 +8,7 @@ import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
 import { createHeatmaps } from "./views/heatmaps.js";
 import { createNormPlot } from "./views/normplot.js";
+import { RACERS, createRace } from "./views/race.js";
 import { createStepPanel } from "./views/steppanel.js";
 import { createStepper } from "./views/stepper.js";
 
@@ -36,6 +37,7 @@ const valueMaps = createHeatmaps($("value-maps"), { onPick: pick, tooltip });
 const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
 const normPlot = createNormPlot($("norm-plot"));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
+const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
 const stepper = createStepper($("stepper"), {
   onStep: (s) => setStep(typeof s === "function" ? s(state.view.step) : s),
   onPlay: () => togglePlay(),
@@ -218,6 +220,43 @@ document.addEventListener("keydown", (ev) => {
   }
 });
 
+// ── the gradient race ───────────────────────────────────────────────────────────────────
+// The form's sequence, hidden size and seed through a tanh RNN, an LSTM and a GRU: one
+// layer, float64 (vanishing gradients fall far below float32's range), loss = Σ h_{T−1}.
+async function runRace() {
+  const { scale, forgetBias } = race.read();
+  const config = controls.read();
+  let base;
+  try {
+    base = api.buildRequest({ ...config, weights: "random", layers: 1, loss: "last", truncate: "",
+                              dtype: "float64", forgetBias: "" });
+  } catch (err) {
+    race.showError(err.message);
+    return;
+  }
+  const requests = RACERS.map(({ cell }) => ({
+    ...base, cell,
+    weights: { init: "pytorch", seed: Number(config.seed), recurrent_scale: scale,
+               ...(cell === "lstm" && forgetBias !== null ? { forget_bias: forgetBias } : {}) },
+  }));
+  race.setRunning(true);
+  race.showError("");
+  document.body.dataset.race = "running";
+  try {
+    const results = await Promise.all(requests.map((r) => api.run(r)));
+    await race.update(RACERS.map((racer, k) => ({ racer, result: results[k] })));
+    Object.assign(state.view, { race: 1, raceScale: scale, raceForget: forgetBias ?? "" });
+    state.raceRequests = requests;
+    writeURL("replace");
+    document.body.dataset.race = "ready";
+  } catch (err) {
+    race.showError(err instanceof api.ApiError ? err.message : `The race could not run (${err.message}).`);
+    document.body.dataset.race = "error";
+  } finally {
+    race.setRunning(false);
+  }
+}
+
 // ── the URL holds the state ─────────────────────────────────────────────────────────────
 let lastURL = "";
 let urlTimer = 0;
@@ -252,6 +291,10 @@ async function restore({ push }) {
     await drawResult();
   } else {
     await runNow({ push });
+  }
+  if (view.race) {
+    race.write({ scale: view.raceScale, forgetBias: view.raceForget === "" ? null : view.raceForget });
+    await runRace();
   }
 }
 

@@ -6,15 +6,20 @@ export const DEFAULTS = Object.freeze({
   model: "", mode: "text", sequence: "hello world", loss: "last", lossStep: "",
   lossUnit: 0, truncate: "", dtype: "float64",
 });
-export const VIEW_DEFAULTS = Object.freeze({ step: 0, unit: 0, layer: 0 });
+export const VIEW_DEFAULTS = Object.freeze({
+  step: 0, unit: 0, layer: 0,
+  race: 0, raceScale: 1, raceForget: 1,  // the gradient race: shown?, its scale, LSTM bias
+});
 
 // URL parameter for each field (short, stable).
 const PARAMS = {
   cell: "cell", hidden: "H", layers: "L", weights: "w", seed: "seed", forgetBias: "fb",
   model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
   truncate: "k", dtype: "dtype", step: "t", unit: "u", layer: "layer",
+  race: "race", raceScale: "rs", raceForget: "rfb",
 };
-const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer"]);
+const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer", "race",
+  "raceScale", "raceForget"]);
 
 export function createState() {
   return {

@@ -23,7 +23,8 @@ from .conftest import (
 
 
 def view(page: Page) -> dict:
-    return page.evaluate("""() => ({...window.gatescope.state.view,
+    return page.evaluate("""() => ({step: window.gatescope.state.view.step,
+      unit: window.gatescope.state.view.unit, layer: window.gatescope.state.view.layer,
                                      step_attr: document.body.dataset.step})""")
 
 

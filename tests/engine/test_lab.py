@@ -123,3 +123,19 @@ def test_connectivity_is_one_backward_pass_per_output(cell_name):
 def test_connectivity_is_limited_to_512_steps():
     with pytest.raises(ValidationError, match="at most 512 steps"):
         gatescope.run({"hidden_size": 2, "input": {"text": "ab" * 300}, "connectivity": True})
+
+
+def test_recurrent_scale_multiplies_weight_hh_only_and_can_explode_an_rnn():
+    base = {"cell": "rnn_tanh", "hidden_size": 16, "input": {"text": "abcdefgh" * 8},
+            "weights": {"seed": 2}}
+    plain = gatescope.run(base)
+    tensors = pytorch_init(CELLS["rnn_tanh"], 8, 16, 1, 2, None, np.float64, 3.0)
+    same = pytorch_init(CELLS["rnn_tanh"], 8, 16, 1, 2, None, np.float64)
+    np.testing.assert_array_equal(tensors["weight_hh_l0"], 3.0 * same["weight_hh_l0"])
+    np.testing.assert_array_equal(tensors["weight_ih_l0"], same["weight_ih_l0"])
+    loud = gatescope.run({**base, "weights": {"seed": 2, "recurrent_scale": 3.0}})
+    # the gradient at the first step: vanishing at scale 1, orders of magnitude larger at 3
+    assert loud.layers[0].grads["h_norm"][0] > 1e3 * plain.layers[0].grads["h_norm"][0]
+    with pytest.raises(ValidationError, match="random init"):
+        gatescope.run({**base, "weights": {"model_id": "0123456789abcdef",
+                                           "recurrent_scale": 2.0}})

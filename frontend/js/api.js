@@ -95,6 +95,16 @@ export async function run(request) {
   return decodeBinary(await response.arrayBuffer());
 }
 
+// The H×H one-step Jacobian (and the LSTM's four terms) at one step and layer.
+export async function jacobian(request, step, layer) {
+  const response = await fetch(`${API}/jacobian?encoding=binary`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...request, step, layer }),
+  });
+  if (!response.ok) throw await failure(response);
+  return decodeBinary(await response.arrayBuffer());
+}
+
 export async function runJSON(request) {
   const response = await fetch(`${API}/run`, {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request),

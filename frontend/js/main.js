@@ -7,6 +7,7 @@ import { createState, fromQuery, sameConfig, toQuery } from "./state.js";
 import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
 import { createHeatmaps } from "./views/heatmaps.js";
+import { createFormula } from "./views/formula.js";
 import { createNormPlot } from "./views/normplot.js";
 import { RACERS, createRace } from "./views/race.js";
 import { createStepPanel } from "./views/steppanel.js";
@@ -38,6 +39,7 @@ const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
 const normPlot = createNormPlot($("norm-plot"));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
 const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
+const formula = createFormula($("formula"));
 const stepper = createStepper($("stepper"), {
   onStep: (s) => setStep(typeof s === "function" ? s(state.view.step) : s),
   onPlay: () => togglePlay(),
@@ -139,7 +141,7 @@ async function drawResult() {
   const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
   const rev = `${state.revision}/${state.view.layer}`;
   await Promise.all([valueMaps.update(values, res.tokens, rev), gradMaps.update(grads, res.tokens, rev),
-    normPlot.update(layer.grads, rev)]);
+    normPlot.update(layer.grads, rev), formula.update(res, state.view.layer)]);
   renderStep();
 }
 
@@ -155,6 +157,7 @@ function renderStep() {
   panel.update(state, state.inputs);
   document.body.dataset.step = String(t);
   writeURL("later");
+  scheduleMatrices();
   state.lastStepMs = performance.now() - started;
 }
 
@@ -219,6 +222,26 @@ document.addEventListener("keydown", (ev) => {
     togglePlay();
   }
 });
+
+// The formula view's H×H matrices at the cursor's step: fetched once the cursor rests
+// (200 ms), so stepping and playback stay within a frame.
+let matricesTimer = 0;
+function scheduleMatrices() {
+  clearTimeout(matricesTimer);
+  matricesTimer = setTimeout(async () => {
+    const { request, result } = state;
+    const { step, layer } = state.view;
+    if (!request || !result) return;
+    try {
+      const jac = await api.jacobian(request, step, layer);
+      if (state.request !== request || state.view.step !== step || state.view.layer !== layer) return;
+      await formula.showMatrices(jac, result.cell, result.tokens);
+      document.body.dataset.matrices = `${step}/${layer}`;
+    } catch (err) {
+      formula.showError(err instanceof api.ApiError ? err.message : `The matrices could not be drawn (${err.message}).`);
+    }
+  }, 200);
+}
 
 // ── the gradient race ───────────────────────────────────────────────────────────────────
 // The form's sequence, hidden size and seed through a tanh RNN, an LSTM and a GRU: one

@@ -49,6 +49,15 @@ export function gradientPanels(cell) {
 // right margin holds any colour bar with its labels, the left one the log axis' ticks.
 export const MARGIN = Object.freeze({ l: 52, r: 64, t: 20, b: 22 });
 
+// Truncated BPTT: a dashed line where each window starts (gradients stop there).
+export function windowBoundaries(T, truncate) {
+  if (!truncate) return [];
+  return Array.from({ length: Math.ceil(T / truncate) - 1 }, (_, n) => ({
+    type: "line", x0: (n + 1) * truncate - 0.5, x1: (n + 1) * truncate - 0.5, yref: "paper",
+    y0: 0, y1: 1, line: { color: "#444", dash: "dash", width: 1 },
+  }));
+}
+
 export const PLOT_CONFIG = {
   displaylogo: false,
   responsive: true,

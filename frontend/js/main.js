@@ -11,6 +11,7 @@ import { createFormula } from "./views/formula.js";
 import { createNormPlot } from "./views/normplot.js";
 import { RACERS, createRace } from "./views/race.js";
 import { createStepPanel } from "./views/steppanel.js";
+import { createTbptt } from "./views/tbptt.js";
 import { createStepper } from "./views/stepper.js";
 
 const state = createState();
@@ -40,6 +41,7 @@ const normPlot = createNormPlot($("norm-plot"));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
 const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
 const formula = createFormula($("formula"));
+const tbptt = createTbptt($("tbptt"));
 const stepper = createStepper($("stepper"), {
   onStep: (s) => setStep(typeof s === "function" ? s(state.view.step) : s),
   onPlay: () => togglePlay(),
@@ -140,9 +142,11 @@ async function drawResult() {
   const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(path), kind]);
   const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
   const rev = `${state.revision}/${state.view.layer}`;
-  await Promise.all([valueMaps.update(values, res.tokens, rev), gradMaps.update(grads, res.tokens, rev),
+  await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate),
+    gradMaps.update(grads, res.tokens, rev, res.truncate),
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer)]);
   renderStep();
+  compareTruncation(state.request, res);
 }
 
 // ── stepping: cursors and the small views only ─────────────────────────────────────────
@@ -222,6 +226,20 @@ document.addEventListener("keydown", (ev) => {
     togglePlay();
   }
 });
+
+// With a truncation window, the same request with full BPTT, for the comparison view.
+async function compareTruncation(request, result) {
+  if (!result.truncate) { tbptt.clear(); return; }
+  try {
+    const { truncate: _, ...fullRequest } = request;
+    const full = await api.run(fullRequest);
+    if (state.request !== request) return;  // a newer run came meanwhile
+    await tbptt.update(result, full);
+    document.body.dataset.tbptt = String(result.truncate);
+  } catch (err) {
+    tbptt.showError(err instanceof api.ApiError ? err.message : `The comparison could not run (${err.message}).`);
+  }
+}
 
 // The formula view's H×H matrices at the cursor's step: fetched once the cursor rests
 // (200 ms), so stepping and playback stay within a frame.

@@ -2,7 +2,9 @@
 // Drawn once per run or layer; a step only moves the cursors (no Plotly call at all).
 
 import { paint } from "../colors.js";
-import { DIVERGING, MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken } from "../config.js";
+import {
+  DIVERGING, MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken, windowBoundaries,
+} from "../config.js";
 
 export function createHeatmaps(container, { onPick, tooltip }) {
   let panels = [];       // [{key, div, plot, cursor}]
@@ -30,7 +32,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
   }
 
   // defs: [[title, array {data, shape:[T, H]}, kind]]; tokens: strings or null.
-  async function update(defs, tokens, revision) {
+  async function update(defs, tokens, revision, truncate = null) {
     const sig = defs.map((d) => d[0]).join("|");
     if (sig !== signature) {
       for (const p of panels) Plotly.purge(p.plot);
@@ -38,14 +40,14 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       signature = sig;
     }
     await Promise.all(defs.map(([title, arr, kind], k) => draw(panels[k], title, arr, kind, tokens,
-                                                                revision)));
+                                                                revision, truncate)));
     moveCursor(step);
   }
 
   // Plotly draws the axes, zoom, hover events and PNG export; the cells themselves are one
   // image painted here from the typed array (Plotly's own heatmap colours each of 262,144
   // cells through d3 — ~90 ms per map at T = 1024, H = 256; this costs a few).
-  function draw(panel, title, arr, kind, tokens, revision) {
+  function draw(panel, title, arr, kind, tokens, revision, truncate) {
     const [T, H] = arr.shape;
     let zmin = 0;
     let zmax = 1;
@@ -81,6 +83,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       yaxis: { range: [H - 0.5, -0.5], zeroline: false, showgrid: false, tickfont: { size: 10 },
                scaleanchor: false },
       uirevision: "keep", datarevision: revision, plot_bgcolor: "#fff",
+      shapes: windowBoundaries(T, truncate),
     };
     panel.values = { data: arr.data, shape: [T, H], kind, zmin, zmax }; // what the image shows
     panel.plot.gsValues = panel.values; // for tests and the console: the numbers behind the map

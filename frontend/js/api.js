@@ -37,6 +37,7 @@ export function buildRequest(config) {
     if (config.lossStep !== "" && config.lossStep !== null) req.loss.step = Number(config.lossStep);
   } else req.loss = { type: "last_hidden_sum" };
   if (config.truncate !== "" && config.truncate !== null) req.truncate = Number(config.truncate);
+  if (config.clip !== "" && config.clip !== null) req.clip = { max_norm: Number(config.clip) };
   return req;
 }
 
@@ -62,7 +63,7 @@ function fieldOf(loc) {
   const head = loc && loc[0] === "body" ? loc[1] : loc && loc[0];
   if (head === "input") return "input";
   if (["hidden_size", "num_layers", "cell", "weights", "file", "vocab"].includes(head)) return "weights";
-  if (["loss", "truncate", "dtype"].includes(head)) return "loss";
+  if (["loss", "truncate", "dtype", "clip"].includes(head)) return "loss";
   return "run";
 }
 

@@ -2,7 +2,7 @@
 // Views never fetch and never call each other.
 
 import * as api from "./api.js";
-import { GATE_TITLES, gradientPanels, valuePanels } from "./config.js";
+import { GATE_TITLES, fmt, gradientPanels, valuePanels } from "./config.js";
 import { createState, fromQuery, sameConfig, toQuery } from "./state.js";
 import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
@@ -147,6 +147,7 @@ async function drawResult() {
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer)]);
   renderStep();
   compareTruncation(state.request, res);
+  describeClipping(res);
 }
 
 // ── stepping: cursors and the small views only ─────────────────────────────────────────
@@ -226,6 +227,21 @@ document.addEventListener("keydown", (ev) => {
     togglePlay();
   }
 });
+
+function describeClipping(res) {
+  const box = $("clip-summary");
+  if (!res.grad_norm) {
+    box.textContent = "Set \u201cClip gradients at\u201d above: the parameter gradients are then "
+      + "scaled together as torch.nn.utils.clip_grad_norm_ does.";
+    return;
+  }
+  const { total, clipped } = res.grad_norm;
+  box.dataset.total = String(total);
+  box.dataset.clipped = String(clipped);
+  box.textContent = clipped < total
+    ? `The parameter gradients' total norm ‖∇θ‖ = ${fmt(total, 6)} is over the threshold: every gradient is scaled by ${fmt(clipped / total, 6)}, to ‖∇θ‖ = ${fmt(clipped, 6)}. Their direction is unchanged.`
+    : `The parameter gradients' total norm ‖∇θ‖ = ${fmt(total, 6)} is within the threshold: nothing is clipped.`;
+}
 
 // With a truncation window, the same request with full BPTT, for the comparison view.
 async function compareTruncation(request, result) {

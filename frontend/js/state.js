@@ -4,7 +4,7 @@
 export const DEFAULTS = Object.freeze({
   cell: "lstm", hidden: 16, layers: 1, weights: "random", seed: 0, forgetBias: "",
   model: "", mode: "text", sequence: "hello world", loss: "last", lossStep: "",
-  lossUnit: 0, truncate: "", dtype: "float64",
+  lossUnit: 0, truncate: "", clip: "", dtype: "float64",
 });
 export const VIEW_DEFAULTS = Object.freeze({
   step: 0, unit: 0, layer: 0,
@@ -15,7 +15,7 @@ export const VIEW_DEFAULTS = Object.freeze({
 const PARAMS = {
   cell: "cell", hidden: "H", layers: "L", weights: "w", seed: "seed", forgetBias: "fb",
   model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
-  truncate: "k", dtype: "dtype", step: "t", unit: "u", layer: "layer",
+  truncate: "k", clip: "clip", dtype: "dtype", step: "t", unit: "u", layer: "layer",
   race: "race", raceScale: "rs", raceForget: "rfb",
 };
 const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer", "race",

@@ -16,11 +16,7 @@ import argparse
 import base64
 import gzip
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -30,6 +26,7 @@ import numpy as np
 import orjson
 
 import gatescope
+from gatescope.serving import running_server
 
 T, D, H = 1024, 64, 256
 
@@ -37,25 +34,6 @@ T, D, H = 1024, 64, 256
 def request_body() -> dict:
     x = np.random.default_rng(0).normal(size=(T, D)).round(4).tolist()
     return {"cell": "lstm", "hidden_size": H, "input": {"values": x}, "dtype": "float32"}
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GATESCOPE_DATA_DIR": tempfile.mkdtemp()}
-    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not start")
 
 
 def decode(obj: Any, data: memoryview | None = None) -> Any:
@@ -102,8 +80,7 @@ def main() -> None:
     req = request_body()
     body = json.dumps(req).encode()
     parsed = gatescope.RunRequest.model_validate(req)
-    proc, url = start_server()
-    try:
+    with running_server(tempfile.mkdtemp(prefix="gatescope-api-")) as url:
         contenders = {
             "in-process gatescope.run": lambda: gatescope.run(parsed),
             "HTTP, binary": lambda: over_http(url, body, "binary", False),
@@ -121,9 +98,6 @@ def main() -> None:
                     t0 = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t0)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     base = statistics.median(times["in-process gatescope.run"])
     print(f"LSTM T={T} D={D} H={H} float32, request body {len(body) / 2**20:.2f} MiB; "
           f"median of {2 * args.rounds} calls each")

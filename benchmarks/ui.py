@@ -25,17 +25,15 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 
 from playwright.sync_api import sync_playwright
+
+from gatescope.serving import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -86,25 +84,6 @@ STEPS = """async (presses) => {
 }"""
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GATESCOPE_DATA_DIR": tempfile.mkdtemp(prefix="gatescope-ui-")}
-    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not start")
-
-
 def sequence() -> str:
     text = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. "
     return (text * (T // len(text) + 1))[:T]
@@ -124,33 +103,29 @@ def main() -> int:
     if args.presses >= T:
         parser.error(f"--presses must be below T = {T}")
 
-    proc, url = start_server()
     errors: list[str] = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            query = urllib.parse.urlencode({"H": H, "dtype": "float32", "seq": sequence()})
-            page.goto(f"{url}/?{query}")
-            page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
-            first = page.evaluate("window.gatescope.state.timing")
+    with (running_server(tempfile.mkdtemp(prefix="gatescope-ui-")) as url,
+          sync_playwright() as p):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        query = urllib.parse.urlencode({"H": H, "dtype": "float32", "seq": sequence()})
+        page.goto(f"{url}/?{query}")
+        page.wait_for_function("document.body.dataset.state === 'ready'", timeout=120_000)
+        first = page.evaluate("window.gatescope.state.timing")
 
-            runs = []
-            for _ in range(args.rounds):
-                r = page.evaluate(RUN_ONCE)
-                if r["state"] != "ready" or (r["steps"], r["hidden"]) != (T, H):
-                    raise RuntimeError(f"unexpected run: {r}")
-                runs.append(r)
-            page.evaluate("() => { document.activeElement && document.activeElement.blur(); }")
-            steps = page.evaluate(STEPS, args.presses)
-            if steps["moved"] != args.presses:
-                raise RuntimeError(f"the step moved {steps['moved']}, not {args.presses}")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        runs = []
+        for _ in range(args.rounds):
+            r = page.evaluate(RUN_ONCE)
+            if r["state"] != "ready" or (r["steps"], r["hidden"]) != (T, H):
+                raise RuntimeError(f"unexpected run: {r}")
+            runs.append(r)
+        page.evaluate("() => { document.activeElement && document.activeElement.blur(); }")
+        steps = page.evaluate(STEPS, args.presses)
+        if steps["moved"] != args.presses:
+            raise RuntimeError(f"the step moved {steps['moved']}, not {args.presses}")
+        browser.close()
 
     med = statistics.median
 

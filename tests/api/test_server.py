@@ -4,11 +4,8 @@ loop, and an oversized streamed body is refused before it is read whole."""
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -16,35 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from gatescope.serving import running_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("served")),
-           "GATESCOPE_COMPUTE_PROCESSES": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(proc.stdout.read().decode()) from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_server(tmp_path_factory.mktemp("served"), compute_processes=1) as url:
+        yield url
 
 
 def post(url: str, body: dict) -> tuple[int, bytes]:
@@ -104,21 +79,9 @@ def test_streamed_body_over_the_limit_is_refused_before_it_is_read_whole(server)
 def test_chunked_multipart_upload_over_the_limit_is_413(tmp_path_factory):
     """Streamed without a Content-Length, an upload past the limit is refused with 413 —
     also when the server is in the middle of parsing the form."""
-    port = free_port()
-    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("small")),
-           "GATESCOPE_COMPUTE_PROCESSES": "1", "GATESCOPE_MAX_UPLOAD_BYTES": str(2**20)}
-    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.2)
+    with running_server(tmp_path_factory.mktemp("small"), compute_processes=1,
+                        max_upload_bytes=2**20) as url:
+        port = int(url.rsplit(":", 1)[1])
         boundary = b"gsboundary"
         head = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
                 b'filename="big.npz"\r\nContent-Type: application/octet-stream\r\n\r\n')
@@ -137,6 +100,3 @@ def test_chunked_multipart_upload_over_the_limit_is_413(tmp_path_factory):
                 pass
             reply = sock.recv(65536)
         assert reply.startswith(b"HTTP/1.1 413"), reply[:300]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -10,12 +10,7 @@ Screenshots go to tests/artifacts/ (gitignored).
 from __future__ import annotations
 
 import math
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -36,6 +31,7 @@ from playwright.sync_api import (
 )
 
 import gatescope
+from gatescope.serving import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -47,38 +43,11 @@ expect.set_options(timeout=15_000)
 
 
 # ── the server ──────────────────────────────────────────────────────────────────────────
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "GATESCOPE_DATA_DIR": str(tmp_path_factory.mktemp("browser-data")),
-           "GATESCOPE_COMPUTE_PROCESSES": "1"}
     log = tmp_path_factory.mktemp("browser-log") / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                                 str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_server(tmp_path_factory.mktemp("browser-data"), log, compute_processes=1) as url:
+        yield url
 
 
 def api_post(server: str, path: str, body: bytes, content_type: str = "application/json"

@@ -1,0 +1,55 @@
+"""A real `gatescope serve` in a subprocess, on a free loopback port: for the tests and
+benchmarks that need the whole server (uvicorn, worker processes, real sockets)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(data_dir: Path | str, log: Path | None = None, timeout: float = 60,
+                   **settings: str | int) -> Iterator[str]:
+    """Start the server with GATESCOPE_DATA_DIR = data_dir and GATESCOPE_<NAME> = value for
+    each setting; yield its URL once /api/v1/health answers; stop it on exit. The server's
+    output goes to `log` (and into the error if it does not start), else nowhere."""
+    port = free_port()
+    env = {**os.environ, "GATESCOPE_DATA_DIR": str(data_dir),
+           **{f"GATESCOPE_{k.upper()}": str(v) for k, v in settings.items()}}
+    out = log.open("wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
+                             str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    said = log.read_text(errors="replace") if log else ""
+                    raise RuntimeError(f"gatescope serve did not start\n{said}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()

@@ -73,6 +73,12 @@ export function showToken(tok) {
   return tok;
 }
 
+// Values for a log axis: exact zeros (a truncated window, a dead unit) and non-finite values
+// cannot sit on it, so they become gaps (null). `data` is a typed array.
+export function logPoints(data) {
+  return Array.from(data, (v) => (v > 0 && Number.isFinite(v) ? v : null));
+}
+
 export function fmt(v, digits = 4) {
   if (v === null || v === undefined || Number.isNaN(v)) return "null";
   if (v === 0) return "0";

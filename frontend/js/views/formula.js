@@ -3,7 +3,7 @@
 // and at the cursor's step the H×H matrices themselves. For a GRU or an RNN, the whole
 // ∂h_t/∂h_{t−1}; for the RNN, the fixed pattern diag(1 − h_t²)·W_hh that makes it vanish.
 
-import { DIVERGING, MARGIN, PLOT_CONFIG, fmt } from "../config.js";
+import { DIVERGING, fmt, logPoints, MARGIN, PLOT_CONFIG } from "../config.js";
 
 export const TERMS = [  // colour-blind-safe (Okabe–Ito), the same in equation, lines, matrices
   { key: "direct", label: "direct", color: "#0072B2", math: "diag(f_t)" },
@@ -56,7 +56,6 @@ export function createFormula(root) {
     eq.append("   with D_{t−1} = diag(o_{t−1}⊙(1−tanh²(c_{t−1}))) = ∂h_{t−1}/∂c_{t−1}");
   }
 
-  const positive = (arr) => Array.from(arr.data, (v) => (v > 0 && Number.isFinite(v) ? v : null));
 
   // Called once per result or layer: the per-step lines.
   async function update(res, k) {
@@ -64,7 +63,7 @@ export function createFormula(root) {
     equation(res.cell);
     const x = Array.from({ length: res.steps }, (_, t) => t);
     const lines = (list, source) => list.filter((term) => source[term.key]).map((term) => ({
-      x, y: positive(source[term.key]), name: term.label, mode: "lines",
+      x, y: logPoints(source[term.key].data), name: term.label, mode: "lines",
       line: { color: term.color, width: term.key === "total" ? 2.5 : 1.5 },
     }));
     const layout = (title) => ({

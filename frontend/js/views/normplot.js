@@ -1,6 +1,6 @@
 // ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t on a log scale, with the time cursor.
 
-import { MARGIN, PLOT_CONFIG } from "../config.js";
+import { logPoints, MARGIN, PLOT_CONFIG } from "../config.js";
 import { placeCursor } from "./heatmaps.js";
 
 export function createNormPlot(div) {
@@ -13,15 +13,13 @@ export function createNormPlot(div) {
   let step = 0;
   let wired = false;
 
-  // Exact zeros (a truncated window, a dead unit) cannot sit on a log axis: they are gaps.
-  const positive = (arr) => Array.from(arr.data, (v) => (v > 0 ? v : null));
 
   async function update(grads, revision) {
     const T = grads.h_norm.shape[0];
     const x = Array.from({ length: T }, (_, t) => t);
-    const traces = [{ x, y: positive(grads.h_norm), name: "‖∂L/∂h_t‖", mode: "lines", line: { color: "#2456a6" } }];
+    const traces = [{ x, y: logPoints(grads.h_norm.data), name: "‖∂L/∂h_t‖", mode: "lines", line: { color: "#2456a6" } }];
     if (grads.c_norm) {
-      traces.push({ x, y: positive(grads.c_norm), name: "‖∂L/∂c_t‖", mode: "lines", line: { color: "#c05600", dash: "dot" } });
+      traces.push({ x, y: logPoints(grads.c_norm.data), name: "‖∂L/∂c_t‖", mode: "lines", line: { color: "#c05600", dash: "dot" } });
     }
     await Plotly.react(plot, traces, {
       margin: { ...MARGIN, t: 8, b: 28 }, uirevision: "keep", datarevision: revision,

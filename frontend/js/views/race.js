@@ -1,7 +1,7 @@
 // The gradient race: ‖∂L/∂h_t‖ of a tanh RNN, an LSTM and a GRU on the same sequence,
 // overlaid on a log scale, with each one's memory horizon stated in words.
 
-import { MARGIN, PLOT_CONFIG, fmt } from "../config.js";
+import { fmt, logPoints, MARGIN, PLOT_CONFIG } from "../config.js";
 
 export const RACERS = [  // colour-blind-safe (Okabe–Ito)
   { cell: "rnn_tanh", label: "RNN (tanh)", color: "#D55E00" },
@@ -51,7 +51,7 @@ export function createRace(root, { onRun, onScale }) {
     const traces = results.map(({ racer, result }) => {
       const norms = result.layers[0].grads.h_norm.data;
       return {
-        x: Array.from(norms, (_, t) => t), y: Array.from(norms, (v) => (v > 0 && Number.isFinite(v) ? v : null)),
+        x: Array.from(norms, (_, t) => t), y: logPoints(norms),
         name: racer.label, mode: "lines", line: { color: racer.color, width: 2 },
       };
     });

@@ -1,7 +1,7 @@
 // Truncated BPTT against full BPTT on the same run: ‖∂L/∂h_t‖ side by side, the share of
 // the gradient each step loses, and the cosine similarity of the parameter gradients.
 
-import { MARGIN, PLOT_CONFIG, fmt, windowBoundaries } from "../config.js";
+import { fmt, logPoints, MARGIN, PLOT_CONFIG, windowBoundaries } from "../config.js";
 
 // ‖full − truncated‖ / ‖full‖ per step of the top layer's ∂L/∂h_t (0 where full is 0).
 export function lostShare(full, truncated) {
@@ -49,7 +49,6 @@ export function createTbptt(root) {
     const top = truncated.layers.length - 1;
     const T = truncated.steps;
     const x = Array.from({ length: T }, (_, t) => t);
-    const positive = (arr) => Array.from(arr.data, (v) => (v > 0 && Number.isFinite(v) ? v : null));
     const boundaries = windowBoundaries(T, k);
     const layout = (title, log) => ({
       margin: { ...MARGIN, t: 26, b: 30 }, uirevision: "keep", hovermode: "x unified", shapes: boundaries,
@@ -60,8 +59,8 @@ export function createTbptt(root) {
     });
     const config = (name) => ({ ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: name } });
     await Plotly.react(normPlot, [
-      { x, y: positive(full.layers[top].grads.h_norm), name: "full BPTT", mode: "lines", line: { color: "#0072B2", width: 2 } },
-      { x, y: positive(truncated.layers[top].grads.h_norm), name: `truncated, k = ${k}`, mode: "lines+markers", marker: { size: 4 }, line: { color: "#D55E00", dash: "dot", width: 2 } },
+      { x, y: logPoints(full.layers[top].grads.h_norm.data), name: "full BPTT", mode: "lines", line: { color: "#0072B2", width: 2 } },
+      { x, y: logPoints(truncated.layers[top].grads.h_norm.data), name: `truncated, k = ${k}`, mode: "lines+markers", marker: { size: 4 }, line: { color: "#D55E00", dash: "dot", width: 2 } },
     ], layout("‖∂L/∂h_t‖ of the top layer (dashed: window boundaries)", true), config("gatescope-tbptt-norms"));
     const lost = lostShare(full.layers[top].grads.h, truncated.layers[top].grads.h);
     await Plotly.react(lostPlot, [{ x, y: lost, name: "lost", type: "bar", marker: { color: "#D55E00" } }],

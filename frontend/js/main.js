@@ -6,13 +6,19 @@ import { GATE_TITLES, fmt, gradientPanels, valuePanels } from "./config.js";
 import { createState, fromQuery, sameConfig, toQuery } from "./state.js";
 import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
+import { createConnectivity } from "./views/connectivity.js";
 import { createHeatmaps } from "./views/heatmaps.js";
 import { createFormula } from "./views/formula.js";
+import {
+  createInterventions, describe as describeIntervention, difference, formatList, parseList,
+} from "./views/interventions.js";
 import { createNormPlot } from "./views/normplot.js";
 import { RACERS, createRace } from "./views/race.js";
+import { createSaturation } from "./views/saturation.js";
 import { createStepPanel } from "./views/steppanel.js";
 import { createTbptt } from "./views/tbptt.js";
 import { createStepper } from "./views/stepper.js";
+import { createTour } from "./views/tour.js";
 
 const state = createState();
 const $ = (id) => document.getElementById(id);
@@ -35,13 +41,30 @@ const controls = createControls($("controls"), {
   onSubmit: () => runNow({ push: true }),
   onUpload: (file) => uploadModel(file),
 });
-const valueMaps = createHeatmaps($("value-maps"), { onPick: pick, tooltip });
+// a click on a value map picks a region for an intervention while that is on, else the step
+const valueMaps = createHeatmaps($("value-maps"), {
+  onPick: (t, unit, key) => interventions.pick(t, unit, key, { cell: state.result.cell, index: state.view.layer }) || pick(t, unit),
+  tooltip,
+});
 const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
 const normPlot = createNormPlot($("norm-plot"));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
 const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
 const formula = createFormula($("formula"));
 const tbptt = createTbptt($("tbptt"));
+const interventions = createInterventions($("interventions"), {
+  onRun: (items) => runInterventions(items),
+  onClear: () => { state.view.iv = ""; state.interventionRun = null; clearInterventions(); writeURL("replace"); },
+  onPickMode: (on) => document.body.classList.toggle("picking", on),
+});
+const ivMaps = createHeatmaps($("iv-maps"), { onPick: pick, tooltip });
+const saturation = createSaturation($("saturation"), { onUnit: (u) => setUnit(u) });
+const connectivity = createConnectivity($("connectivity"), {
+  onCompute: () => computeConnectivity(), onPick: (t) => setStep(t), tooltip,
+});
+const tour = createTour($("tour"), $("tour-banner"), {
+  onEnd: () => { state.view.tour = 0; writeURL("replace"); },
+});
 const stepper = createStepper($("stepper"), {
   onStep: (s) => setStep(typeof s === "function" ? s(state.view.step) : s),
   onPlay: () => togglePlay(),
@@ -139,15 +162,19 @@ async function drawResult() {
   const at = (path) => path.reduce((obj, key) => obj && obj[key], layer);
   const title = (name) => (GATE_TITLES[name] ? `${name} — ${GATE_TITLES[name]}` : name);
   $("values-title").textContent = `Values · layer ${state.view.layer} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
-  const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(path), kind]);
+  const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(path), kind, name]);
   const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
   const rev = `${state.revision}/${state.view.layer}`;
   await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate),
     gradMaps.update(grads, res.tokens, rev, res.truncate),
-    normPlot.update(layer.grads, rev), formula.update(res, state.view.layer)]);
+    normPlot.update(layer.grads, rev), formula.update(res, state.view.layer),
+    saturation.update(res, state.view.layer)]);
   renderStep();
   compareTruncation(state.request, res);
   describeClipping(res);
+  interventions.setModel(res);
+  showInterventions();
+  showConnectivity();
 }
 
 // ── stepping: cursors and the small views only ─────────────────────────────────────────
@@ -157,6 +184,7 @@ function renderStep() {
   const t = state.view.step;
   valueMaps.moveCursor(t);
   gradMaps.moveCursor(t);
+  ivMaps.moveCursor(t);
   normPlot.moveCursor(t);
   stepper.update(state);
   panel.update(state, state.inputs);
@@ -277,6 +305,105 @@ function scheduleMatrices() {
   }, 200);
 }
 
+// ── interventions ─────────────────────────────────────────────────────────────────────
+// The run's request with the interventions added; the difference from the run itself is
+// drawn for the layer shown. The result is kept for its base run, so a layer change redraws.
+async function runInterventions(items) {
+  const base = state.request;
+  if (!base) return;
+  interventions.showError("");
+  document.body.dataset.interventions = "running";
+  try {
+    const result = await api.run({ ...base, interventions: items });
+    if (state.request !== base) return;  // a newer run came meanwhile: it starts its own
+    state.interventionRun = { base, result, items };
+    state.view.iv = formatList(items);
+    writeURL("replace");
+    await drawInterventions();
+    document.body.dataset.interventions = "ready";
+  } catch (err) {
+    interventions.showError(err instanceof api.ApiError ? err.message : `The intervention could not run (${err.message}).`);
+    document.body.dataset.interventions = "error";
+  }
+}
+
+function showInterventions() {
+  const run = state.interventionRun;
+  if (run && run.base === state.request && formatList(run.items) === state.view.iv) {
+    drawInterventions();
+    return;
+  }
+  state.interventionRun = null;
+  const items = parseList(state.view.iv);
+  if (!items.length) { clearInterventions(); return; }
+  interventions.setItems(items);  // from the URL: a link, back or forward
+  runInterventions(items);
+}
+
+function clearInterventions() {
+  ivMaps.update([], null, 0);
+  interventions.showSummary("Pick a region on a value heatmap (or type it), choose a value, and run: "
+    + "the maps here then show (intervened − original) for the layer shown above.");
+}
+
+async function drawInterventions() {
+  const { result: after, items } = state.interventionRun;
+  const before = state.result;
+  const k = state.view.layer;
+  const at = (layer, path) => path.reduce((obj, key) => obj && obj[key], layer);
+  const defs = [...valuePanels(before.cell), ["∂L/∂h", ["grads", "h"], "signed"]].map(([name, path]) => [
+    `Δ ${name} (intervened − original)`, difference(at(after.layers[k], path), at(before.layers[k], path)), "signed", name]);
+  const T = before.steps;
+  const boxes = items.filter((iv) => iv.layer === k).map((iv) => ({
+    type: "rect", x0: iv.start - 0.5, x1: Math.min(iv.stop, T) - 0.5,
+    y0: (iv.units ? iv.units[0] : 0) - 0.5, y1: (iv.units ? iv.units[iv.units.length - 1] : before.hidden_size - 1) + 0.5,
+    line: { color: "#111", width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)",
+  }));
+  await ivMaps.update(defs, before.tokens, `${state.revision}/${k}/iv/${state.view.iv}`, before.truncate, boxes);
+  ivMaps.moveCursor(state.view.step);
+  const top = before.num_layers - 1;
+  const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * before.hidden_size);
+  const maxLast = lastH.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  interventions.showSummary(`${items.map(describeIntervention).join("; ")}. The loss goes from `
+    + `${fmt(before.loss, 6)} to ${fmt(after.loss, 6)}; the top layer's last state h_${T - 1} moves by up to `
+    + `${fmt(maxLast, 4)} per unit. Dotted boxes: the replaced entries (layer ${k}).`);
+}
+
+// ── connectivity ──────────────────────────────────────────────────────────────────────
+async function computeConnectivity() {
+  const base = state.request;
+  if (!base) return;
+  connectivity.setRunning(true);
+  connectivity.showError("");
+  document.body.dataset.connectivity = "running";
+  try {
+    const result = await api.run({ ...base, connectivity: true });
+    if (state.request !== base) return;
+    state.connectivityRun = { base, result };
+    state.view.conn = 1;
+    writeURL("replace");
+    await showConnectivity();
+    document.body.dataset.connectivity = "ready";
+  } catch (err) {
+    connectivity.showError(err instanceof api.ApiError ? err.message : `Connectivity could not be computed (${err.message}).`);
+    document.body.dataset.connectivity = "error";
+  } finally {
+    connectivity.setRunning(false);
+  }
+}
+
+async function showConnectivity() {
+  const run = state.connectivityRun;
+  if (!state.view.conn) {
+    connectivity.clear("Press the button: one backward pass per step, so it takes a moment for long sequences.");
+  } else if (run && run.base === state.request) {
+    const k = state.view.layer;
+    await connectivity.update(run.result.layers[k].connectivity, run.result.tokens, k);
+  } else {
+    computeConnectivity();
+  }
+}
+
 // ── the gradient race ───────────────────────────────────────────────────────────────────
 // The form's sequence, hidden size and seed through a tanh RNN, an LSTM and a GRU: one
 // layer, float64 (vanishing gradients fall far below float32's range), loss = Σ h_{T−1}.
@@ -349,6 +476,7 @@ async function restore({ push }) {
   } else {
     await runNow({ push });
   }
+  tour.show(view.tour);
   if (view.race) {
     race.write({ scale: view.raceScale, forgetBias: view.raceForget === "" ? null : view.raceForget });
     await runRace();
@@ -430,6 +558,9 @@ window.addEventListener("resize", () => renderStep());
   const { config } = fromQuery(location.search);
   await refreshModels(config.model);
   await restore({ push: false });
+  // a link to a section (the tour's): go there once the page has its height
+  const target = location.hash && document.getElementById(location.hash.slice(1));
+  if (target) target.scrollIntoView();
 })();
 
 window.gatescope = { state }; // for the browser tests and the curious

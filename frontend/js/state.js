@@ -9,6 +9,9 @@ export const DEFAULTS = Object.freeze({
 export const VIEW_DEFAULTS = Object.freeze({
   step: 0, unit: 0, layer: 0,
   race: 0, raceScale: 1, raceForget: 1,  // the gradient race: shown?, its scale, LSTM bias
+  iv: "",    // the interventions, as views/interventions.js formats them
+  conn: 0,   // connectivity shown?
+  tour: 0,   // the guided tour's stop, from 1; 0 = none
 });
 
 // URL parameter for each field (short, stable).
@@ -16,10 +19,10 @@ const PARAMS = {
   cell: "cell", hidden: "H", layers: "L", weights: "w", seed: "seed", forgetBias: "fb",
   model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
   truncate: "k", clip: "clip", dtype: "dtype", step: "t", unit: "u", layer: "layer",
-  race: "race", raceScale: "rs", raceForget: "rfb",
+  race: "race", raceScale: "rs", raceForget: "rfb", iv: "iv", conn: "conn", tour: "tour",
 };
 const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer", "race",
-  "raceScale", "raceForget"]);
+  "raceScale", "raceForget", "conn", "tour"]);
 
 export function createState() {
   return {

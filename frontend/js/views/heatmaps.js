@@ -13,7 +13,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
 
   function build(defs) {
     container.replaceChildren();
-    panels = defs.map(([title]) => {
+    panels = defs.map(([title, , , key]) => {
       const div = document.createElement("div");
       div.className = "map";
       const h3 = document.createElement("h3");
@@ -27,12 +27,13 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       cursor.hidden = true;
       div.append(h3, plot, cursor);
       container.append(div);
-      return { title, div, plot, cursor, wired: false };
+      return { title, key: key ?? title, div, plot, cursor, wired: false };
     });
   }
 
-  // defs: [[title, array {data, shape:[T, H]}, kind]]; tokens: strings or null.
-  async function update(defs, tokens, revision, truncate = null) {
+  // defs: [[title, array {data, shape:[T, H]}, kind, key?]] (key: what onPick reports, e.g.
+  // the gate); tokens: strings or null; shapes: more Plotly shapes to draw on every map.
+  async function update(defs, tokens, revision, truncate = null, shapes = []) {
     const sig = defs.map((d) => d[0]).join("|");
     if (sig !== signature) {
       for (const p of panels) Plotly.purge(p.plot);
@@ -40,14 +41,14 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       signature = sig;
     }
     await Promise.all(defs.map(([title, arr, kind], k) => draw(panels[k], title, arr, kind, tokens,
-                                                                revision, truncate)));
+                                                                revision, truncate, shapes)));
     moveCursor(step);
   }
 
   // Plotly draws the axes, zoom, hover events and PNG export; the cells themselves are one
   // image painted here from the typed array (Plotly's own heatmap colours each of 262,144
   // cells through d3 — ~90 ms per map at T = 1024, H = 256; this costs a few).
-  function draw(panel, title, arr, kind, tokens, revision, truncate) {
+  function draw(panel, title, arr, kind, tokens, revision, truncate, shapes) {
     const [T, H] = arr.shape;
     let zmin = 0;
     let zmax = 1;
@@ -83,7 +84,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       yaxis: { range: [H - 0.5, -0.5], zeroline: false, showgrid: false, tickfont: { size: 10 },
                scaleanchor: false },
       uirevision: "keep", datarevision: revision, plot_bgcolor: "#fff",
-      shapes: windowBoundaries(T, truncate),
+      shapes: [...windowBoundaries(T, truncate), ...shapes],
     };
     panel.values = { data: arr.data, shape: [T, H], kind, zmin, zmax }; // what the image shows
     panel.plot.gsValues = panel.values; // for tests and the console: the numbers behind the map
@@ -94,7 +95,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       panel.wired = true;
       panel.plot.on("plotly_click", (ev) => {
         const p = ev.points && ev.points[0];
-        if (p) onPick(Math.round(p.x), Math.round(p.y));
+        if (p) onPick(Math.round(p.x), Math.round(p.y), panel.key);
       });
       panel.plot.on("plotly_hover", (ev) => {
         const p = ev.points && ev.points[0];

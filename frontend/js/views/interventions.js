@@ -1,0 +1,169 @@
+// Interventions: replace a gate, c or h of one layer for chosen units and steps (force f = 1,
+// wipe c = 0, close o = 0 …), re-run, and see what changed downstream as diverging heatmaps
+// of (intervened − original). The list lives in the URL, so an experiment is a link.
+
+import { CELLS, GATE_TITLES } from "../config.js";
+
+// What a cell lets you replace: its gates, c (LSTM) and h.
+export function targetsOf(cell) {
+  return [...CELLS[cell].gates, ...(CELLS[cell].hasC ? ["c"] : []), "h"];
+}
+
+// One intervention in the URL: "layer:target:start-stop:units:value", units "j0-j1" or "*",
+// start ≤ t < stop as in the API; several joined by ",". parse(format(list)) == list.
+export function formatList(list) {
+  return list.map((iv) => [iv.layer, iv.target, `${iv.start}-${iv.stop}`,
+    iv.units ? `${iv.units[0]}-${iv.units[iv.units.length - 1]}` : "*", iv.value].join(":")).join(",");
+}
+
+export function parseList(text) {
+  if (!text) return [];
+  return String(text).split(",").map((item) => {
+    const [layer, target, steps, units, value] = item.split(":");
+    const [start, stop] = steps.split("-").map(Number);
+    const range = units === "*" ? null : units.split("-").map(Number);
+    const iv = { layer: Number(layer), target, start, stop, value: Number(value),
+                 units: range ? Array.from({ length: range[1] - range[0] + 1 }, (_, k) => range[0] + k) : null };
+    const numbers = [iv.layer, start, stop, iv.value, ...(range || [])];
+    return numbers.every(Number.isFinite) ? iv : null;
+  }).filter(Boolean);
+}
+
+export function describe(iv) {
+  const units = iv.units ? (iv.units.length === 1 ? `unit ${iv.units[0]}` : `units ${iv.units[0]}–${iv.units[iv.units.length - 1]}`) : "every unit";
+  const steps = iv.stop - iv.start === 1 ? `step ${iv.start}` : `steps ${iv.start}–${iv.stop - 1}`;
+  return `layer ${iv.layer}: ${iv.target} ← ${iv.value} for ${units} at ${steps}`;
+}
+
+// (intervened − original) of two {data, shape} arrays, as a Float64Array with the same shape.
+export function difference(after, before) {
+  const data = new Float64Array(after.data.length);
+  for (let k = 0; k < data.length; k++) data[k] = after.data[k] - before.data[k];
+  return { data, shape: after.shape };
+}
+
+export function createInterventions(root, { onRun, onClear, onPickMode }) {
+  const $ = (id) => root.querySelector(`#${id}`);
+  const target = $("iv-target");
+  const fields = { layer: $("iv-layer"), u0: $("iv-u0"), u1: $("iv-u1"), t0: $("iv-t0"), t1: $("iv-t1"), value: $("iv-value") };
+  const list = $("iv-list");
+  const pickButton = $("iv-pick");
+  const pickStatus = $("iv-pick-status");
+  const error = $("error-interventions");
+  const summary = $("iv-summary");
+  let items = [];
+  let corner = null;  // the first corner picked on a heatmap: {t, unit}
+  let picking = false;
+  let limits = { T: 1, H: 1, L: 1 };
+
+  function showError(message) { error.textContent = message || ""; error.hidden = !message; }
+
+  function setPicking(on) {
+    picking = on;
+    corner = null;
+    pickButton.setAttribute("aria-pressed", String(on));
+    pickStatus.textContent = on ? "Click one corner of the region on a value heatmap above…" : "";
+    onPickMode(on);
+  }
+
+  pickButton.addEventListener("click", () => setPicking(!picking));
+  for (const button of root.querySelectorAll("[data-preset]")) {
+    button.addEventListener("click", () => {
+      const [name, value] = button.dataset.preset.split("=");
+      if (![...target.options].some((o) => o.value === name)) {
+        showError(`This cell has no ${name}: it has ${[...target.options].map((o) => o.value).join(", ")}.`);
+        return;
+      }
+      target.value = name;
+      fields.value.value = value;
+      showError("");
+    });
+  }
+  $("iv-add").addEventListener("click", () => {
+    const iv = readForm();
+    if (!iv) return;
+    items = [...items, iv];
+    renderList();
+  });
+  $("iv-run").addEventListener("click", () => {
+    if (!items.length) { const iv = readForm(); if (!iv) return; items = [iv]; renderList(); }
+    onRun(items);
+  });
+  $("iv-clear").addEventListener("click", () => { items = []; renderList(); onClear(); });
+
+  // The form as one intervention (steps and units inclusive in the form, as people count),
+  // or null with the reason shown beside it.
+  function readForm() {
+    const int = (el, dflt) => (el.value === "" ? dflt : Number(el.value));
+    const layer = int(fields.layer, 0);
+    const t0 = int(fields.t0, 0);
+    const t1 = int(fields.t1, limits.T - 1);
+    const u0 = int(fields.u0, null);
+    const u1 = int(fields.u1, u0);
+    const value = Number(fields.value.value);
+    const problem = fields.value.value === "" || !Number.isFinite(value) ? "Set the value to put in."
+      : !(Number.isInteger(layer) && layer >= 0 && layer < limits.L) ? `The layer must be 0 to ${limits.L - 1}.`
+        : !(Number.isInteger(t0) && Number.isInteger(t1) && t0 >= 0 && t0 <= t1 && t1 < limits.T) ? `Steps must run from a first to a last step within 0–${limits.T - 1}.`
+          : u0 !== null && !(Number.isInteger(u0) && Number.isInteger(u1) && u0 >= 0 && u0 <= u1 && u1 < limits.H) ? `Units must run from a first to a last unit within 0–${limits.H - 1}, or be left empty for all.`
+            : "";
+    showError(problem);
+    if (problem) return null;
+    const units = u0 === null ? null : Array.from({ length: u1 - u0 + 1 }, (_, k) => u0 + k);
+    return { layer, target: target.value, start: t0, stop: t1 + 1, units, value };
+  }
+
+  function renderList() {
+    list.replaceChildren(...items.map((iv, n) => {
+      const li = document.createElement("li");
+      li.textContent = describe(iv);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "✕";
+      remove.setAttribute("aria-label", `Remove: ${describe(iv)}`);
+      remove.addEventListener("click", () => { items = items.filter((_, k) => k !== n); renderList(); });
+      li.append(" ", remove);
+      return li;
+    }));
+    root.dataset.count = String(items.length);
+  }
+
+  // A new result: the targets its cell has, and the limits of its steps, units and layers.
+  function setModel(result) {
+    limits = { T: result.steps, H: result.hidden_size, L: result.num_layers };
+    const names = targetsOf(result.cell);
+    if (names.join() !== [...target.options].map((o) => o.value).join()) {
+      const keep = target.value;
+      target.replaceChildren(...names.map((g) => new Option(`${g} — ${GATE_TITLES[g]}`, g)));
+      if (names.includes(keep)) target.value = keep;
+    }
+  }
+
+  // A click on value heatmap `key` (a gate, c or h) of `layer`: one corner, then the other.
+  function pick(t, unit, key, layer) {
+    if (!picking) return false;
+    if (!targetsOf(layer.cell).includes(key)) {
+      pickStatus.textContent = `${key} is computed from others, not replaceable here: click a map of ${targetsOf(layer.cell).join(", ")}.`;
+      return true;
+    }
+    if (!corner) {
+      corner = { t, unit };
+      pickStatus.textContent = `Corner at step ${t}, unit ${unit}. Now click the opposite corner…`;
+      return true;
+    }
+    target.value = key;
+    fields.layer.value = String(layer.index);
+    fields.t0.value = String(Math.min(corner.t, t));
+    fields.t1.value = String(Math.max(corner.t, t));
+    fields.u0.value = String(Math.min(corner.unit, unit));
+    fields.u1.value = String(Math.max(corner.unit, unit));
+    setPicking(false);
+    pickStatus.textContent = `Selected ${key}, steps ${fields.t0.value}–${fields.t1.value}, units ${fields.u0.value}–${fields.u1.value}. Set a value, then Add or Run.`;
+    return true;
+  }
+
+  function setItems(list_) { items = list_; renderList(); }
+
+  function showSummary(text) { summary.textContent = text; }
+
+  return { setModel, pick, setItems, showError, showSummary, get items() { return items; }, get picking() { return picking; } };
+}

@@ -292,3 +292,19 @@ def url_param(name: str, value: Any) -> re.Pattern[str]:
 def dataset_step(page: Page) -> str:
     return page.evaluate("document.body.dataset.step")
 
+
+
+def click_cell(page: Page, x: float, y: float, which: int = 0, plots: str = "#value-maps .map .plot"
+               ) -> None:
+    """Click data point (x, y) of plot `which` among `plots` where Plotly's axes put it: on a
+    heatmap x is the step and y the unit."""
+    px, py = page.evaluate("""([x, y, which, sel]) => {
+      const plot = document.querySelectorAll(sel)[which];
+      plot.scrollIntoView({block: "center"});  // clear of the sticky stepper bar at the top
+      const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+      const r = plot.getBoundingClientRect();
+      return [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)];
+    }""", [x, y, which, plots])
+    page.mouse.move(px - 3, py)  # Plotly reports a hover first, then the click
+    page.mouse.move(px, py)
+    page.mouse.click(px, py)

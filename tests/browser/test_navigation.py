@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from .conftest import dataset_step, field, open_page, url_param
+from .conftest import click_cell, dataset_step, field, open_page, url_param
 
 T = 11  # "hello world"
 
@@ -60,20 +60,6 @@ class Track:
         assert all(a < b for a, b in itertools.pairwise(ordered)), self.lefts
 
 
-def click_column(page: Page, t: int, unit: int, which: int = 0) -> None:
-    """Click the heatmap cell (t, unit) where Plotly's axes put it."""
-    page.locator("#value-maps .map .plot").nth(which).scroll_into_view_if_needed()
-    x, y = page.evaluate("""([t, unit, which]) => {
-      const plot = document.querySelectorAll('#value-maps .map .plot')[which];
-      const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
-      const r = plot.getBoundingClientRect();
-      return [r.left + xa._offset + xa.l2p(t), r.top + ya._offset + ya.l2p(unit)];
-    }""", [t, unit, which])
-    page.mouse.move(x - 3, y)
-    page.mouse.move(x, y)
-    page.mouse.click(x, y)
-
-
 def test_keys_buttons_heatmap_click_and_slider_move_the_step_space_plays(page, server):
     open_page(page, server)
     track = Track(page)
@@ -111,9 +97,9 @@ def test_keys_buttons_heatmap_click_and_slider_move_the_step_space_plays(page, s
     page.get_by_role("button", name="First step").click()
     track.at(0)
 
-    click_column(page, 7, 4)
+    click_cell(page, 7, 4)
     track.at(7, unit=4)
-    click_column(page, 5, 9, which=1)
+    click_cell(page, 5, 9, which=1)
     track.at(5, unit=9)
 
     slider = field(page, "Step")

@@ -14,6 +14,7 @@ MAX_HIDDEN = 1024  # H
 MAX_INPUT = 1024  # D
 MAX_LAYERS = 4  # L
 MAX_WORK = 2_097_152  # T·H·L
+MAX_CLASSES = 1024  # K, the outputs of a readout (readout.weight is K×H)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Limits:
     max_input: int = MAX_INPUT
     max_layers: int = MAX_LAYERS
     max_work: int = MAX_WORK
+    max_classes: int = MAX_CLASSES
 
     def check(self, T: int, D: int, H: int, L: int) -> None:
         """Raise a ValidationError naming the field of the first size over its limit."""

@@ -2,6 +2,7 @@
 
     read_model_file(filename, data) → ModelFile         the file's float tensors, metadata
     find_recurrent(model_file)      → (prefix, state_dict)  "enc.lstm.weight_ih_l0" → "weight_ih_l0"
+    find_readout(model_file)        → {readout.weight, readout.bias} or None  "net.readout.weight"
     infer_cell(state_dict, hint) → cell name, from weight_hh_l0's G·H rows (4 LSTM, 3 GRU, 1 RNN)
 
 Every problem raises ModelFileError with the HTTP status it deserves (415 for a format we
@@ -34,6 +35,9 @@ SAVE_AS_SAFETENSORS = (
 _RNN_NAME = re.compile(
     r"(?P<prefix>.*?)(?P<name>(?:weight|bias)_(?:ih|hh)_l[0-9]{1,2})(?P<reverse>_reverse)?")
 _PROJECTION = re.compile(r"(?P<prefix>.*?)weight_hr_l[0-9]{1,2}(_reverse)?")
+# a torch.nn.Linear on the top layer, named readout in the model: "readout.weight", or
+# under any prefix as the RNN's tensors may be ("net.readout.weight")
+_READOUT = re.compile(r"(?P<prefix>.*?)readout\.(?P<name>weight|bias)")
 
 
 class ModelFileError(ValueError):
@@ -73,9 +77,11 @@ def read_model_file(filename: str, data: bytes) -> ModelFile:
 
 
 def _is_pickle(data: bytes) -> bool:
-    """A raw pickle starts with PROTO (0x80); torch.save's zip holds a data.pkl."""
+    """A raw pickle starts with PROTO (0x80); torch.save's zip holds a data.pkl. So does a
+    .safetensors file whose header length is 128 mod 256 (its first byte): that one is
+    told apart by its framing, a JSON object of that length right after the 8 bytes."""
     if data[:1] == b"\x80":
-        return True
+        return not _safetensors_framing(data)
     if data[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -87,6 +93,13 @@ def _is_pickle(data: bytes) -> bool:
 
 def _looks_like_safetensors(data: bytes) -> bool:
     return len(data) >= 10 and data[8:9] == b"{"
+
+
+def _safetensors_framing(data: bytes) -> bool:
+    """8-byte little-endian length n, then n bytes from "{" to "}" (space-padded)."""
+    n = int.from_bytes(data[:8], "little")
+    return (_looks_like_safetensors(data) and n <= len(data) - 8
+            and data[8:8 + n].rstrip(b" ").endswith(b"}"))
 
 
 def read_safetensors(data: bytes) -> ModelFile:
@@ -130,8 +143,9 @@ def read_safetensors(data: bytes) -> ModelFile:
 
 
 def _wanted(name: str) -> bool:
-    """Only a recurrent layer's tensors are read; an embedding or a decoder is not."""
-    return bool(_RNN_NAME.fullmatch(name) or _PROJECTION.fullmatch(name))
+    """Only a recurrent layer's tensors and the readout's are read; an embedding is not."""
+    return bool(_RNN_NAME.fullmatch(name) or _PROJECTION.fullmatch(name)
+                or _READOUT.fullmatch(name))
 
 
 def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
@@ -231,6 +245,37 @@ def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
             rows = np.shape(state[name])[0]
             state[name.replace("weight", "bias")] = np.zeros(rows, state[name].dtype)
     return prefix, state
+
+
+def find_readout(model: ModelFile) -> dict[str, np.ndarray] | None:
+    """The readout's tensors under their plain names, {"readout.weight": (K, H),
+    "readout.bias": (K,)}, or None when the file has none. A readout saved without a bias
+    (torch.nn.Linear(bias=False)) gets a zero one. Shapes against the RNN are checked by
+    weights.check_readout."""
+    groups: dict[str, dict[str, np.ndarray | str]] = {}
+    for key, value in {**model.unreadable, **model.tensors}.items():
+        m = _READOUT.fullmatch(key)
+        if m is not None:
+            groups.setdefault(m["prefix"], {})[f"readout.{m['name']}"] = value
+    if not groups:
+        return None
+    if len(groups) > 1:
+        shown = ", ".join(repr(p + "readout") for p in sorted(groups))
+        raise ModelFileError(f"the file holds several readouts ({shown}); upload a file "
+                             "holding one")
+    prefix, readout = next(iter(groups.items()))
+    for name, value in readout.items():
+        if isinstance(value, str):
+            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
+                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
+                                 "convert it with tensor.float() before saving")
+    weight = readout.get("readout.weight")
+    if weight is None:
+        raise ModelFileError(f"the file has {prefix}readout.bias but no {prefix}readout.weight "
+                             "(K×H): a readout needs its weight")
+    if "readout.bias" not in readout:  # shapes are checked later, against the RNN's
+        readout["readout.bias"] = np.zeros(np.shape(weight)[:1], weight.dtype)
+    return readout  # type: ignore[return-value]
 
 
 def infer_cell(state: Mapping[str, np.ndarray], hint: str | None) -> str:

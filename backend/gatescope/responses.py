@@ -7,7 +7,7 @@ Arrays are nested lists of numbers, `null` where a value overflowed; with
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +52,11 @@ class LayerOut(BaseModel):
         None, description="T×T ‖∂(Σ_j h_t[j]) / ∂x_s‖₂ (when requested)")
 
 
+class Outputs(BaseModel):
+    logits: Array2 = Field(description="T×K z_t = readout.weight h_t + readout.bias")
+    probs: Array2 = Field(description="T×K softmax(z_t) over the K outputs")
+
+
 class RunResponse(BaseModel):
     """`POST /api/v1/run`: every per-step value and gradient."""
 
@@ -65,9 +70,13 @@ class RunResponse(BaseModel):
     tokens: list[str] | None
     vocab: str | None
     loss: Number
+    outputs: Outputs | None = Field(None, description="a model with a readout: its outputs "
+                                    "on the top layer's states (K = readout.weight's rows)")
     layers: list[LayerOut]
     input_grad: Array2 = Field(description="T×D ∂L/∂x_t")
-    param_grads: dict[str, Array1 | Array2] = Field(description="∂L/∂ every state_dict tensor")
+    param_grads: dict[str, Array1 | Array2] = Field(
+        description="∂L/∂ every state_dict tensor, a readout's (readout.weight, readout.bias) "
+        "last")
     initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1})")
     grad_norm: dict[str, Number] | None = Field(
         None, description="with clip: the parameter gradients' total 2-norm before and after")
@@ -85,7 +94,7 @@ class JacobianResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """A stored model."""
+    """A stored model, or a bundled preset (read-only)."""
 
     model_id: str
     name: str
@@ -98,6 +107,13 @@ class ModelInfo(BaseModel):
     bytes: int = Field(0, description="size of the uploaded file")
     prefix: str = Field("", description='the tensors\' name prefix in the file, e.g. '
                         '"encoder.lstm."')
+    readout: int | None = Field(None, description="K, the outputs of the model's readout "
+                                "(readout.weight is K×H); null without one")
+    labels: list[str] | None = Field(None, description="the readout's K output names, e.g. "
+                                     "the characters a character model predicts")
+    task: str | None = Field(None, description="the task the model was trained on")
+    card: dict[str, Any] | None = Field(None, description="the model card: free-form JSON")
+    preset: bool = Field(False, description="bundled with gatescope (read-only), not uploaded")
 
 
 class ModelList(BaseModel):

@@ -52,8 +52,10 @@ class LayerResult:
 class RunResult:
     """A forward pass and BPTT over one sequence. See ../shared/API.md for every field.
 
-    input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names.
+    input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names
+    (a readout's last: readout.weight (K, H), readout.bias (K)).
     initial_state_grad: {"h": (L, H), "c": (L, H) LSTM only}, ∂L/∂ the states entering step 0.
+    outputs: a readout model's {"logits": (T, K), "probs": (T, K)}, else None.
     """
 
     cell: str
@@ -72,15 +74,17 @@ class RunResult:
     initial_state_grad: dict[str, np.ndarray]
     warnings: list[str] = field(default_factory=list)
     grad_norm: dict[str, float] | None = None  # {"total", "clipped"} when clipping
+    outputs: dict[str, np.ndarray] | None = None  # {"logits", "probs"} with a readout
 
     def as_dict(self) -> dict[str, Any]:
         """The response's structure with the arrays left as NumPy arrays."""
         extra = {} if self.grad_norm is None else {"grad_norm": self.grad_norm}
+        outputs = {} if self.outputs is None else {"outputs": self.outputs}
         return {
             "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
             "input_size": self.input_size, "hidden_size": self.hidden_size,
             "num_layers": self.num_layers, "truncate": self.truncate,
-            "tokens": self.tokens, "vocab": self.vocab, "loss": self.loss,
+            "tokens": self.tokens, "vocab": self.vocab, "loss": self.loss, **outputs,
             "layers": [layer.as_dict() for layer in self.layers],
             "input_grad": self.input_grad, "param_grads": self.param_grads,
             "initial_state_grad": self.initial_state_grad, **extra, "warnings": self.warnings,
@@ -121,7 +125,7 @@ def overflow_warnings(data: dict[str, Any]) -> list[str]:
             continue
         bad = ~np.isfinite(a)
         where = _describe(path)
-        has_time = path.startswith("layers.") or path == "input_grad"
+        has_time = path.startswith(("layers.", "outputs.")) or path == "input_grad"
         if has_time and a.ndim >= 1:
             first = int(np.argmax(bad.reshape(a.shape[0], -1).any(axis=1)))
             messages.append(f"{where} overflowed from step {first} on; "

@@ -1,8 +1,9 @@
 """One computation behind every door (Python, CLI, REST): request → weights and inputs →
 engine → diagnostics → RunResult.
 
-    request (validated) → prepare(): X (T, 1, D), state_dict, initial states, loss gradient
-                        → engine.forward / engine.backward → jacobians.norms → RunResult
+    request (validated) → prepare(): X (T, 1, D), state_dict, readout, initial states, loss
+                        → engine.forward → objective.evaluate (L, ∂L/∂h_t, readout outputs)
+                        → engine.backward → jacobians.norms → RunResult
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import engine, jacobians, losses
+from . import engine, jacobians, objective
 from .cells import CELLS, Cell, Trace
 from .cells.clamps import Clamp
 from .engine import StateDict, param_names
@@ -26,23 +27,32 @@ from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
 from .schemas import (
     MAX_CONNECTIVITY_STEPS,
     MAX_CONNECTIVITY_WORK,
-    MSE,
-    AllHiddenSum,
-    HiddenUnit,
     JacobianRequest,
-    LastHiddenSum,
     RunRequest,
 )
-from .weights import as_arrays, check_state_dict, infer_sizes, pytorch_init
+from .weights import (
+    as_arrays,
+    check_readout,
+    check_state_dict,
+    infer_sizes,
+    pytorch_init,
+    split_readout,
+)
 
 
 @dataclass
 class StoredModel:
-    """A model's weights as loaded from a store: cell name, state_dict, optional vocab."""
+    """A model as loaded from a store: cell name, the RNN's state_dict, and optionally its
+    vocab, a readout {"readout.weight": (K, H), "readout.bias": (K,)} with K output labels,
+    the task it was trained on and its model card."""
 
     cell: str
     tensors: StateDict
     vocab: str | None = None
+    readout: StateDict | None = None
+    labels: list[str] | None = None
+    task: str | None = None
+    card: dict[str, Any] | None = None
 
 
 class ModelSource(Protocol):
@@ -53,7 +63,9 @@ class ModelSource(Protocol):
 class Prepared:
     """Everything a request resolves to before the engine runs; arrays in `dtype`.
 
-    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM). targets: (T, 1, H) (mse only).
+    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM). readout: {"readout.weight":
+    (K, H), "readout.bias": (K,)} or None. labels: the readout's K output names, if known.
+    task: the task a stored model was trained on, if it says.
     """
 
     request: RunRequest
@@ -65,8 +77,11 @@ class Prepared:
     vocab: str | None
     h0: np.ndarray
     c0: np.ndarray | None
-    targets: np.ndarray | None = None  # (T, 1, H) for the mse loss
+    objective: objective.Objective
     clamps: list[engine.StepClamps | None] | None = None  # per layer: the interventions
+    readout: StateDict | None = None
+    labels: list[str] | None = None
+    task: str | None = None
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -89,6 +104,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     dtype = np.dtype(req.dtype)
     explicit = req.model_fields_set
     cell_name, tensors, model_vocab = req.cell, None, None
+    readout = labels = task = None
     loc: tuple[str, ...] = ("weights", "tensors")
 
     if req.weights.source == "model":
@@ -101,9 +117,10 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                           f"not a {req.cell}; leave cell out or set it to {stored.cell!r}",
                           req.cell)
         cell_name, tensors, model_vocab = stored.cell, stored.tensors, stored.vocab
+        readout, labels, task = stored.readout, stored.labels, stored.task
         loc = ("weights", "model_id")
     elif req.weights.source == "tensors":
-        tensors = as_arrays(req.weights.tensors, dtype, loc)
+        tensors, readout = split_readout(as_arrays(req.weights.tensors, dtype, loc))
     cell = CELLS[cell_name]
 
     H, L = req.hidden_size, req.num_layers
@@ -145,9 +162,12 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
             raise invalid(("input",), f"the weights take inputs of size {D_weights} "
                           f"(weight_ih_l0 has {D_weights} columns) but {what}", None)
         params = as_arrays(tensors, dtype, loc)
+    if readout is not None:
+        check_readout(readout, H, limits.max_classes, loc)
+        readout = as_arrays(readout, dtype, loc)
 
     h0, c0 = _initial_state(req, cell, L, H, dtype)
-    targets = _loss_targets(req, T, H, dtype)
+    loss = objective.plan(req, T, H, dtype, readout, labels, vocab, task)
     clamps = _clamps(req, cell, T, H, L)
     if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
         raise invalid(("connectivity",), f"connectivity is computed for at most "
@@ -156,8 +176,8 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
         raise invalid(("connectivity",), f"connectivity costs steps² × hidden_size × "
                       f"num_layers = {T}²×{H}×{L} = {T * T * H * L:,}, over the limit of "
                       f"{MAX_CONNECTIVITY_WORK:,} (e.g. 512 steps × 128 units × 1 layer)", True)
-    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, targets,
-                    clamps)
+    return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, loss,
+                    clamps, readout, labels, task)
 
 
 def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int
@@ -212,43 +232,6 @@ def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
     return h0, c0
 
 
-def _loss_targets(req: RunRequest, T: int, H: int, dtype: np.dtype) -> np.ndarray | None:
-    """Check the loss against the sequence; the mse targets as a (T, 1, H) array.
-
-    Locations follow the schema's: ("loss", <type>, <field>)."""
-    loss = req.loss
-    if isinstance(loss, HiddenUnit):
-        if loss.step is not None and loss.step >= T:
-            raise invalid(("loss", loss.type, "step"), f"step {loss.step} is past the last "
-                          f"step ({T - 1}) of this {T}-step sequence", loss.step)
-        if loss.unit >= H:
-            raise invalid(("loss", loss.type, "unit"), f"unit {loss.unit} is past the last "
-                          f"hidden unit ({H - 1}) of hidden_size {H}", loss.unit)
-    if not isinstance(loss, MSE):
-        return None
-    loc = ("loss", loss.type, "targets")
-    shape = (len(loss.targets), *{len(r) for r in loss.targets})
-    if shape != (T, H):
-        raise invalid(loc, f"targets must be T×H = {T}×{H} (one hidden_size vector per "
-                      f"step), got {shape[0]} rows of {'/'.join(map(str, shape[1:]))}", None)
-    return finite_array(loss.targets, dtype, loc)[:, None, :]
-
-
-def _loss(req: RunRequest, h: np.ndarray, targets: np.ndarray | None
-          ) -> tuple[float, np.ndarray]:
-    """L and ∂L/∂h_t from the top layer's states h: (T, N, H)."""
-    loss = req.loss
-    if isinstance(loss, LastHiddenSum):
-        return losses.last_hidden_sum(h)
-    if isinstance(loss, HiddenUnit):
-        step = h.shape[0] - 1 if loss.step is None else loss.step
-        return losses.hidden_unit(h, step, loss.unit)
-    if isinstance(loss, AllHiddenSum):
-        return losses.all_hidden_sum(h)
-    assert targets is not None
-    return losses.mse(h, targets)
-
-
 def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
         limits: Limits | None = None) -> RunResult:
     """Forward pass and backpropagation through time for one `/run` request.
@@ -262,7 +245,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     req = p.request
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps)
-        loss, dH = _loss(req, traces[-1].h[1:], p.targets)
+        scored = objective.evaluate(p.objective, traces[-1].h[1:], p.readout)
         W_hh = [p.params[param_names(k)[1]] for k in range(L)]
         for trace in traces:
             trace.local  # noqa: B018 — computed once here, then shared by both threads
@@ -270,7 +253,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         # matrix products release the GIL) while BPTT's step loop holds the first.
         with ThreadPoolExecutor(max_workers=1) as pool:
             norms = pool.submit(_all_norms, p.cell, traces, W_hh)
-            grads = engine.backward(p.cell, p.params, p.X, traces, dH, req.truncate)
+            grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate)
             layers = [_layer_result(p.cell, trace, g, jac) for trace, g, jac in
                       zip(traces, grads.layers, norms.result(), strict=True)]
         if p.cell.name == "lstm":
@@ -281,22 +264,26 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         if req.connectivity:
             for k, layer in enumerate(layers):
                 layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, k)
-        grad_norm = None if req.clip is None else _clip(grads.params, req.clip.max_norm)
+        # PyTorch's parameter order: the RNN's, then the readout's
+        param_grads = {**grads.params, **(scored.readout_grads or {})}
+        grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
+    outputs = None if scored.outputs is None else {k: a[:, 0] for k, a in scored.outputs.items()}
     state_grad = {"h": grads.h0[:, 0]}
     if grads.c0 is not None:
         state_grad["c"] = grads.c0[:, 0]
     result = RunResult(
         cell=p.cell.name, dtype=req.dtype, steps=T, input_size=D, hidden_size=H,
-        num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=loss,
-        layers=layers, input_grad=grads.input[:, 0], param_grads=grads.params,
-        initial_state_grad=state_grad, grad_norm=grad_norm,
+        num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=scored.loss,
+        layers=layers, input_grad=grads.input[:, 0], param_grads=param_grads,
+        initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
     )
     result.warnings = overflow_warnings(result.as_dict())
     return result
 
 
 def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
-    """Scale every parameter gradient in place, as torch.nn.utils.clip_grad_norm_ does:
+    """Scale every parameter gradient in place (the readout's included), as
+    torch.nn.utils.clip_grad_norm_ over all parameters does:
     total = ‖all gradients‖₂, coefficient min(1, max_norm / (total + 1e−6))."""
     total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
     coef = min(1.0, max_norm / (total + 1e-6))

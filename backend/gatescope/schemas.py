@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from .limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS
+from .limits import MAX_CLASSES, MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS
 
 CellName = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
 DType = Literal["float64", "float32"]
@@ -130,9 +130,10 @@ class Weights(Strict):
     model_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                                  description="A model from the store or a bundled preset.")
     tensors: dict[str, TensorVector | TensorMatrix] | None = Field(
-        None, max_length=4 * MAX_LAYERS,
+        None, max_length=4 * MAX_LAYERS + 2,
         description="weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H), "
-        "bias_hh_l{k} (G·H) for every layer k, and nothing else.")
+        "bias_hh_l{k} (G·H) for every layer k; optionally a readout on the top layer, "
+        "readout.weight (K, H) and readout.bias (K), K ≤ 1024; nothing else.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Weights:
@@ -182,7 +183,37 @@ class MSE(Strict):
         description="T×H, one target vector per step.")
 
 
-Loss = Annotated[LastHiddenSum | HiddenUnit | AllHiddenSum | MSE, Field(discriminator="type")]
+class CrossEntropy(Strict):
+    """Needs a readout: L = mean over the steps t whose target k_t is not null of
+    −log probs_t[k_t], probs_t = softmax(readout.weight h_t + readout.bias)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "cross_entropy", "targets": [2, None, 0, 1]}]})
+
+    type: Literal["cross_entropy"]
+    targets: Annotated[list[bounded(ge=0, lt=MAX_CLASSES) | None],
+                       Field(min_length=1, max_length=MAX_STEPS)] = Field(
+        description="T class indices k_t < K, null for a step without a target; at least "
+        "one not null.")
+
+    @model_validator(mode="after")
+    def _some_target(self) -> CrossEntropy:
+        if all(k is None for k in self.targets):
+            raise ValueError("every target is null: at least one step needs a target")
+        return self
+
+
+class NextToken(Strict):
+    """Needs a readout and text input: cross-entropy against the next character, as its
+    index in the model's labels (the last step has no target)."""
+
+    type: Literal["next_token"]
+
+
+# {"type": "task"} (API.md) joins this union with the task module (gatescope.tasks).
+Loss = Annotated[LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken,
+                 Field(discriminator="type")]
+READOUT_LOSSES = (CrossEntropy, NextToken)  # the losses on the readout's outputs
 
 
 # ── the request ──────────────────────────────────────────────────────────────────────

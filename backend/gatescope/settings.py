@@ -2,6 +2,7 @@
 
     GATESCOPE_HOST=127.0.0.1  GATESCOPE_PORT=8000  GATESCOPE_WORKERS=1
     GATESCOPE_DATA_DIR=~/.local/share/gatescope   (default: the per-user data folder)
+    GATESCOPE_PRESETS_DIR=/path/to/presets         (default: the package's presets/)
     GATESCOPE_CORS_ORIGINS='["http://localhost:3000"]'   (JSON list; empty = CORS off)
     GATESCOPE_COMPUTE_PROCESSES=2   GATESCOPE_MAX_STEPS=4096 …
 """
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     compute_processes: int = Field(
         2, ge=1, le=64, description="processes that run the engine, off the event loop")
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("gatescope")))
+    presets_dir: Path | None = Field(
+        None, description="bundled read-only models (<name>.safetensors); default: the "
+        "package's presets/ directory")
     cors_origins: list[str] = Field(default_factory=list)
     frontend_dir: Path | None = Field(
         None, description="the explorer page's files; default: the repository's frontend/")

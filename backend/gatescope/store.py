@@ -1,17 +1,20 @@
-"""The model store: uploaded models as content-addressed files in the data directory.
+"""The model store: uploaded models as content-addressed files in the data directory, and
+the presets bundled with the package.
 
     <data_dir>/models/<model_id>/model.safetensors | model.npz    the bytes as uploaded
     <data_dir>/models/<model_id>/info.json                        a ModelInfo
+    <presets_dir>/<name>.safetensors                              a preset (read-only)
 
 The id is a hash of the file's bytes and of what the upload's form fields decide (the
-cell, the vocab): the same upload gives the same id. A model is written into a temporary
-directory that is renamed into place, so a crash never leaves half a model, and two
-uploads of the same file at once both end with the one complete copy.
+cell, the vocab): the same upload gives the same id, and a preset has the id its file
+would get if it were uploaded. A model is written into a temporary directory that is
+renamed into place, so a crash never leaves half a model, and two uploads of the same
+file at once both end with the one complete copy.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import re
 import shutil
@@ -20,69 +23,53 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from .cells import CELLS
-from .errors import ModelNotFoundError, invalid
+from . import model_check
+from .errors import ModelNotFoundError
 from .limits import Limits
-from .model_files import ModelFileError, find_recurrent, infer_cell, read_model_file
+from .model_files import ModelFileError  # re-exported: what add() raises
 from .responses import ModelInfo
 from .runner import StoredModel
-from .weights import check_state_dict, infer_sizes
 
 _ID = re.compile(r"^[0-9a-f]{16}$")
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # shipped as package data
+log = logging.getLogger(__name__)
 
 
 class ModelStore:
-    def __init__(self, data_dir: Path, limits: Limits | None = None) -> None:
+    """Uploads under `data_dir`; presets read from `presets_dir` (default: the package's
+    presets/), indexed on first use and never written."""
+
+    def __init__(self, data_dir: Path, limits: Limits | None = None,
+                 presets_dir: Path | None = None) -> None:
         self.root = Path(data_dir) / "models"
         self.root.mkdir(parents=True, exist_ok=True)
         for stale in self.root.glob(".incoming-*"):  # left by a crash mid-write; never a model
             if time.time() - stale.stat().st_mtime > 3600:
                 shutil.rmtree(stale, ignore_errors=True)
         self.limits = limits or Limits()
+        self.presets_dir = PRESETS_DIR if presets_dir is None else Path(presets_dir)
+        self._presets: dict[str, tuple[Path, ModelInfo]] | None = None
         self._load = lru_cache(maxsize=8)(self._load_uncached)
 
     # ── writing ──────────────────────────────────────────────────────────────────────
     def add(self, data: bytes, filename: str, cell: str | None = None, vocab: str | None = None,
             name: str | None = None) -> tuple[ModelInfo, bool]:
-        """Store an upload. Returns (its info, True if new / False if already stored).
+        """Store an upload. Returns (its info, True if new / False if already stored — as
+        an upload or as a preset).
 
         Raises ModelFileError (415/422) or pydantic.ValidationError (422) for a file that
         is not a model gatescope can run.
         """
-        parsed = read_model_file(filename, data)
-        prefix, state = find_recurrent(parsed)
-        cell = infer_cell(state, cell or parsed.metadata.get("cell"))
-        H, L = infer_sizes(state, ("file",))
-        D = int(np.shape(state["weight_ih_l0"])[-1]) if "weight_ih_l0" in state else 0
-        check_state_dict(CELLS[cell], state, D, H, L, ("file",))
-        if D == 0 or H == 0:
-            raise ModelFileError("the model has no inputs or no hidden units (a zero-sized "
-                                 "weight matrix)")
-        self._check_limits(D, H, L)
-        for key, value in state.items():
-            if not np.all(np.isfinite(value)):
-                raise ModelFileError(f"tensor {prefix + key!r} holds NaN or infinite values")
-        vocab = vocab if vocab is not None else parsed.metadata.get("vocab")
-        if vocab is not None and (len(vocab) != D or len(set(vocab)) != D):
-            raise ModelFileError(f"the vocab must be {D} distinct characters, one per input "
-                                 f"unit (weight_ih_l0 has {D} columns); got {len(vocab)} "
-                                 f"characters, {len(set(vocab))} distinct", field="vocab")
-
-        digest = hashlib.sha256(data)
-        digest.update(f"\0cell={cell}\0vocab={vocab}".encode())
-        model_id = digest.hexdigest()[:16]
-        fmt = parsed.format
-        info = ModelInfo(model_id=model_id, name=name or Path(filename).stem or model_id,
-                         cell=cell, input_size=D, hidden_size=H, num_layers=L, vocab=vocab,
-                         format=fmt, bytes=len(data), prefix=prefix)
+        info = model_check.inspect(data, filename, self.limits, cell, vocab, name).info
+        model_id = info.model_id
+        if model_id in self.presets():
+            return self.presets()[model_id][1], False
         final = self.root / model_id
         if final.exists():
             return self.info(model_id), False
         tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.root))
         try:
-            _write(tmp / f"model.{fmt}", data)
+            _write(tmp / f"model.{info.format}", data)
             _write(tmp / "info.json", info.model_dump_json(indent=2).encode())
             try:
                 os.rename(tmp, final)  # atomic: the model appears whole or not at all
@@ -95,17 +82,29 @@ class ModelStore:
             shutil.rmtree(tmp, ignore_errors=True)
         return info, True
 
-    def _check_limits(self, D: int, H: int, L: int) -> None:
-        lim = self.limits
-        for what, value, limit in (("input size", D, lim.max_input),
-                                   ("hidden size", H, lim.max_hidden),
-                                   ("number of layers", L, lim.max_layers)):
-            if value > limit:
-                raise invalid(("file",), f"the model's {what} is {value}, over the limit of "
-                              f"{limit}", value)
-
     # ── reading ──────────────────────────────────────────────────────────────────────
+    def presets(self) -> dict[str, tuple[Path, ModelInfo]]:
+        """model_id → (file, info) of every bundled preset that passes an upload's checks.
+        A file that does not is left out, with a warning in the log: one bad preset must
+        not take the model list down."""
+        if self._presets is None:
+            found: dict[str, tuple[Path, ModelInfo]] = {}
+            paths = sorted(self.presets_dir.glob("*.safetensors")) \
+                if self.presets_dir.is_dir() else []
+            for path in paths:
+                try:
+                    info = model_check.inspect(path.read_bytes(), path.name, self.limits,
+                                               name=path.stem, preset=True).info
+                except (OSError, ValueError, ArithmeticError, IndexError) as exc:
+                    log.warning("preset %s is not a model gatescope can run: %s", path, exc)
+                    continue
+                found.setdefault(info.model_id, (path, info))
+            self._presets = found
+        return self._presets
+
     def info(self, model_id: str) -> ModelInfo:
+        if model_id in self.presets():
+            return self.presets()[model_id][1]
         path = self._dir(model_id) / "info.json"
         try:
             return ModelInfo.model_validate_json(path.read_bytes())
@@ -113,24 +112,29 @@ class ModelStore:
             raise ModelNotFoundError(f"no model with id {model_id!r}") from None
 
     def list(self) -> list[ModelInfo]:
-        infos = []
+        """The presets (by name), then the uploads (by id)."""
+        presets = self.presets()
+        infos = sorted((info for _, info in presets.values()), key=lambda i: i.name)
         for entry in sorted(self.root.iterdir()):
-            if _ID.match(entry.name) and (entry / "info.json").is_file():
+            if (_ID.match(entry.name) and entry.name not in presets
+                    and (entry / "info.json").is_file()):
                 infos.append(self.info(entry.name))
         return infos
 
     def load(self, model_id: str) -> StoredModel:
-        """The model's weights (float64 arrays, PyTorch names), for gatescope.run."""
-        self._dir(model_id)  # 404 before the cache sees a bad id
+        """The model's weights (float64 arrays, PyTorch names) and metadata, for
+        gatescope.run."""
+        if model_id not in self.presets():
+            self._dir(model_id)  # 404 before the cache sees a bad id
         return self._load(model_id)
 
     def _load_uncached(self, model_id: str) -> StoredModel:
+        if model_id in self.presets():
+            path, info = self.presets()[model_id]
+            return model_check.load(info, path.read_bytes())
         info = self.info(model_id)
         path = self._dir(model_id) / f"model.{info.format}"
-        parsed = read_model_file(path.name, path.read_bytes())
-        _, state = find_recurrent(parsed)
-        tensors = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
-        return StoredModel(info.cell, tensors, info.vocab)
+        return model_check.load(info, path.read_bytes())
 
     def _dir(self, model_id: str) -> Path:
         if not _ID.match(model_id) or not (self.root / model_id).is_dir():

@@ -2,7 +2,8 @@
 
 For layer k: weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H),
 bias_hh_l{k} (G·H), with D_0 = D and D_k = H above, and G gate blocks in PyTorch's order
-(LSTM i, f, g, o; GRU r, z, n; RNN one block).
+(LSTM i, f, g, o; GRU r, z, n; RNN one block). A model may add a readout on the top layer,
+as torch.nn.Linear names it: readout.weight (K, H), readout.bias (K).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .cells import Cell
 from .engine import StateDict, param_names
 from .errors import invalid
 from .numerics import finite_array
+from .readout import BIAS, WEIGHT
 
 _NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})")
 
@@ -64,7 +66,8 @@ def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, 
         m = _NAME.fullmatch(name)
         if m is None:
             raise invalid((*loc, name), f"{name!r} is not a tensor of a recurrent layer; expected "
-                          "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}", name)
+                          "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and "
+                          f"optionally {WEIGHT}, {BIAS})", name)
         layers.add(int(m.group(2)))
     L = max(layers, default=-1) + 1
     if "weight_hh_l0" not in tensors:
@@ -108,3 +111,34 @@ def as_arrays(tensors: Mapping[str, Any], dtype: np.dtype, loc: tuple[str, ...])
             raise invalid((*loc, name), f"{name} is ragged: every row must have the same "
                           "length", None) from None
     return out
+
+
+def split_readout(tensors: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the recurrent layers' tensors, the readout's {readout.weight, readout.bias} or None
+    when neither is given)."""
+    rnn = {k: v for k, v in tensors.items() if k not in (WEIGHT, BIAS)}
+    readout = {k: tensors[k] for k in (WEIGHT, BIAS) if k in tensors}
+    return rnn, readout or None
+
+
+def check_readout(readout: Mapping[str, Any], H: int, max_classes: int,
+                  loc: tuple[str, ...]) -> int:
+    """readout.weight must be K×H (H: the top layer's hidden size), readout.bias K, with
+    1 ≤ K ≤ max_classes. Returns K."""
+    for name in (WEIGHT, BIAS):
+        if name not in readout:
+            other = BIAS if name == WEIGHT else WEIGHT
+            raise invalid((*loc, name), f"{name} is missing: a readout needs both {WEIGHT} "
+                          f"(K×H) and {BIAS} (K), and {other} is given", None)
+    w_shape, b_shape = np.shape(readout[WEIGHT]), np.shape(readout[BIAS])
+    if len(w_shape) != 2 or w_shape[1] != H:
+        raise invalid((*loc, WEIGHT), f"{WEIGHT} has shape {w_shape}, but a readout on a top "
+                      f"layer of hidden size {H} must be K×H = (K, {H})", None)
+    K = w_shape[0]
+    if not 1 <= K <= max_classes:
+        raise invalid((*loc, WEIGHT), f"{WEIGHT} has {K} rows: a readout has 1 to "
+                      f"{max_classes} outputs (K)", None)
+    if b_shape != (K,):
+        raise invalid((*loc, BIAS), f"{BIAS} has shape {b_shape}, but {WEIGHT} has K = {K} "
+                      f"rows, so it must be ({K},)", None)
+    return K

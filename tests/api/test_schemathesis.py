@@ -71,6 +71,13 @@ def _valid_runs():
             yield "POST /api/v1/run", req, {"encoding": encoding}
             yield "POST /api/v1/jacobian", {**req, "step": 2, "layer": 1}, {"encoding": encoding}
     yield "POST /api/v1/run", exploding_relu_request(T=30), {"encoding": "typed"}
+    from .test_readout_models import readout_model
+    tensors = {k: v.tolist() for k, v in readout_model(L=1).items()}
+    for encoding in ("json", "typed"):  # a readout: outputs and its gradients
+        req = {"cell": "gru", "input": {"text": "abcab", "vocab": "abcd"},
+               "weights": {"tensors": tensors},
+               "loss": {"type": "cross_entropy", "targets": [0, None, 3, 1, None]}}
+        yield "POST /api/v1/run", req, {"encoding": encoding}
 
 
 def test_successful_responses_conform_to_the_schema(api_schema):
@@ -84,17 +91,20 @@ def test_successful_responses_conform_to_the_schema(api_schema):
         assert response.status_code == 200, response.text[:300]
         case.validate_response(response, checks=checks)
         seen += 1
-    upload = api_schema.find_operation_by_label("POST /api/v1/models").Case(
-        body={"file": safetensors_bytes(state_dict("gru", D=2, H=2, L=1)), "vocab": "ab"},
-        media_type="multipart/form-data")
-    response = upload.call()
-    assert response.status_code == 201, response.text
-    upload.validate_response(response, checks=checks)
-    model_id = response.json()["model_id"]
-    for label, path in (("GET /api/v1/models", {}),
-                        ("GET /api/v1/models/{model_id}", {"model_id": model_id})):
-        case = api_schema.find_operation_by_label(label).Case(path_parameters=path)
-        response = case.call()
-        assert response.status_code == 200
-        case.validate_response(response, checks=checks)
-    assert seen == 17
+    from .test_readout_models import metadata, readout_model
+    for file in (safetensors_bytes(state_dict("gru", D=2, H=2, L=1)),
+                 safetensors_bytes(readout_model(L=1), metadata())):  # labels, task, card
+        upload = api_schema.find_operation_by_label("POST /api/v1/models").Case(
+            body={"file": file} if b"labels" in file else {"file": file, "vocab": "ab"},
+            media_type="multipart/form-data")
+        response = upload.call()
+        assert response.status_code == 201, response.text
+        upload.validate_response(response, checks=checks)
+        model_id = response.json()["model_id"]
+        for label, path in (("GET /api/v1/models", {}),
+                            ("GET /api/v1/models/{model_id}", {"model_id": model_id})):
+            case = api_schema.find_operation_by_label(label).Case(path_parameters=path)
+            response = case.call()
+            assert response.status_code == 200
+            case.validate_response(response, checks=checks)
+    assert seen == 19

@@ -4,6 +4,8 @@ The loss is L = Σ_t R_t · h_t (top layer) with a random R, so every path is ex
 Truncated BPTT is checked against the finite differences of the truncated objective: the
 same forward, run window by window from the unperturbed states at each window's start
 (values carry on, gradients stop). N = 2 sequences, so the batched path is checked too.
+With a readout the loss is the cross-entropy of softmax(W h_t + b) (readout.py), with
+steps that have no target.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatescope import engine
+import gatescope
+from gatescope import engine, readout
 from gatescope.cells import CELLS
 from gatescope.weights import pytorch_init
 
@@ -176,3 +179,82 @@ def test_interventions_match_finite_differences(cell_name, target):
     assert_close(grads.h0, numeric_grad(f, h0), "h0")
     if c0 is not None:
         assert_close(grads.c0, numeric_grad(f, c0), "c0")
+
+
+# ── a readout on the top layer: cross-entropy through torch.nn.Linear ───────────────
+
+K = 3
+
+
+def readout_problem(cell_name: str, L: int, seed: int = 11):
+    """The problem above plus a readout W (K, H), b (K) and class targets (T, N), some
+    steps without one (NO_TARGET), different ones in each sequence."""
+    cell, params, X, h0, c0, _ = make_problem(cell_name, L, seed)
+    rng = np.random.default_rng(seed + 1)
+    W = rng.normal(scale=0.8, size=(K, H))
+    b = rng.normal(scale=0.5, size=K)
+    classes = rng.integers(0, K, (T, N))
+    classes[1, 0] = classes[4, 0] = classes[0, 1] = readout.NO_TARGET
+    return cell, params, X, h0, c0, W, b, classes
+
+
+def readout_objective(cell, params, X, h0, c0, W, b, classes, truncate, base) -> float:
+    """L = Σ_n mean over n's targeted steps of −log softmax(W h_t + b)[k_t]; under
+    truncation each window's states start from the base run's (values carry on)."""
+    tops = []
+    for s in range(0, X.shape[0], truncate or X.shape[0]):
+        e = min(s + (truncate or X.shape[0]), X.shape[0])
+        hs = h0 if s == 0 else np.stack([tr.h[s] for tr in base])
+        cs = c0 if s == 0 or c0 is None else np.stack([tr.c[s] for tr in base])
+        tops.append(engine.forward(cell, params, X[s:e], hs, cs)[-1].h[1:])
+    z = readout.logits(np.concatenate(tops), W, b)
+    return readout.cross_entropy(z, classes)[0]
+
+
+@pytest.mark.parametrize(("cell_name", "truncate"),
+                         [(c, k) for c in CELLS for k in (None, 3)])
+def test_readout_gradients_match_finite_differences(cell_name, truncate):
+    """∂L/∂readout.weight, ∂L/∂readout.bias, and every gradient behind them (parameters,
+    input, initial states) of a 2-layer stack under cross-entropy with untargeted steps."""
+    cell, params, X, h0, c0, W, b, classes = readout_problem(cell_name, 2)
+    base = engine.forward(cell, params, X, h0, c0)
+    top = base[-1].h[1:]
+    _, dz = readout.cross_entropy(readout.logits(top, W, b), classes)
+    dH, dW, db = readout.backward(dz, top, W)
+    grads = engine.backward(cell, params, X, base, dH, truncate)
+
+    def f():
+        return readout_objective(cell, params, X, h0, c0, W, b, classes, truncate, base)
+
+    assert_close(dW, numeric_grad(f, W), "readout.weight")
+    assert_close(db, numeric_grad(f, b), "readout.bias")
+    for name, value in params.items():
+        assert_close(grads.params[name], numeric_grad(f, value), name)
+    assert_close(grads.input, numeric_grad(f, X), "input")
+    assert_close(grads.h0, numeric_grad(f, h0), "h0")
+    if c0 is not None:
+        assert_close(grads.c0, numeric_grad(f, c0), "c0")
+    assert not dH[1, 0].any() and not dH[0, 1].any()  # no target there: no direct gradient
+
+
+@pytest.mark.parametrize("loss", [{"type": "next_token"},
+                                  {"type": "cross_entropy", "targets": [None, 2, 0, None, 1]}])
+def test_run_readout_gradients_match_finite_differences_of_its_loss(loss):
+    """Through gatescope.run itself: its param_grads for the readout (and the RNN's input
+    weights) against central differences of the loss it reports."""
+    tensors = {k: v * 2.0 for k, v in
+               pytorch_init(CELLS["gru"], 3, H, 2, seed=5, forget_bias=None,
+                            dtype=np.float64).items()}
+    rng = np.random.default_rng(6)
+    tensors[readout.WEIGHT] = rng.normal(size=(3, H))
+    tensors[readout.BIAS] = rng.normal(size=3)
+    req = {"cell": "gru", "input": {"text": "cabba", "vocab": "abc"}, "loss": loss}
+
+    def f():
+        inline = {k: v.tolist() for k, v in tensors.items()}
+        return gatescope.run({**req, "weights": {"tensors": inline}}).loss
+
+    grads = gatescope.run({**req, "weights": {"tensors": {k: v.tolist() for k, v in
+                                                          tensors.items()}}}).param_grads
+    for name in (readout.WEIGHT, readout.BIAS, "weight_ih_l0", "bias_hh_l1"):
+        assert_close(grads[name], numeric_grad(f, tensors[name]), name)

@@ -12,7 +12,9 @@ No torch needed.
 
 The same rules cover the gradient-flow lab's fields: `grad_norm` and the clipped
 `param_grads` (clip_grad_norm_), every field of a run with interventions (torch.where in
-the step), `jacobian.flow` of every LSTM layer, and `connectivity` (row by row).
+the step), `jacobian.flow` of every LSTM layer, and `connectivity` (row by row) — and a
+readout model's: `outputs.logits`/`outputs.probs` (torch.nn.Linear, softmax; step by step)
+and `param_grads.readout.weight`/`.bias` under cross_entropy, next_token and hidden losses.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def mismatches(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -
                                                            want.shape))
             problems.append(f"{path}: relative error {err:.3g} (worst at {where}: engine "
                             f"{float(got[where])!r}, PyTorch {float(want[where])!r})")
-        if want.ndim >= 1 and path.startswith(("layers.", "input_grad")):
+        if want.ndim >= 1 and path.startswith(("layers.", "input_grad", "outputs.")):
             for t, (got_t, want_t) in enumerate(zip(got, want, strict=True)):
                 err_t = relative_error(got_t, want_t)
                 if err_t >= RTOL:
@@ -169,6 +171,9 @@ def required_paths(case: dict[str, Any]) -> set[str]:
             paths.add(f"layers.{k}.connectivity")
     if req.get("clip") is not None:
         paths |= {"grad_norm.total", "grad_norm.clipped"}
+    if "readout.weight" in req["weights"]["tensors"]:
+        paths |= {"outputs.logits", "outputs.probs", "param_grads.readout.weight",
+                  "param_grads.readout.bias"}
     return paths
 
 
@@ -262,6 +267,19 @@ def features(case: dict[str, Any]) -> set[str]:
             out.add("intervention+jacobian")
         if req.get("connectivity"):
             out.add("intervention+connectivity")
+    if "readout.weight" in req["weights"]["tensors"]:
+        out |= {"readout", f"readout+layers={L}"}
+        if loss["type"] not in ("cross_entropy", "next_token"):
+            out.add("readout+hidden_loss")
+        if loss["type"] == "cross_entropy" and None in loss["targets"]:
+            out.add("cross_entropy+null")
+        if k is not None and k < T:
+            out.add("readout+truncate")
+        if clip is not None:
+            total = float(EXPECTED[case["name"]]["grad_norm.total"])
+            out.add("readout+clip<total" if clip["max_norm"] < total else "readout+clip>=total")
+        if interventions:
+            out.add("readout+intervention")
     return out
 
 
@@ -339,6 +357,24 @@ def test_fixture_covers_every_feature() -> None:
                if (window := case["request"].get("truncate", 10**9)) < steps(case)
                for k in range(case["request"]["num_layers"])]
         assert any(f.any() and not f[window::window].any() for window, f in cut), term
+    # the readout: every cell, 1 and 2 layers, each loss on it, with truncation and clipping
+    # (below and above the total norm); a hidden-state loss leaves its gradients exactly 0
+    for cell, feats in by_cell.items():
+        assert "readout" in feats, f"{cell}: no readout case"
+    for feature in ["readout+layers=1", "readout+layers=2", "loss=cross_entropy",
+                    "cross_entropy+null", "loss=next_token", "readout+truncate",
+                    "readout+clip<total", "readout+clip>=total", "readout+hidden_loss"]:
+        cells = [cell for cell, feats in by_cell.items() if feature in feats]
+        assert len(cells) >= 2, f"{feature} is covered by {cells} only"
+    assert "readout+intervention" in every
+    readout_cases = [n for n, c in CASES.items() if "readout.weight" in c["request"]["weights"]
+                     ["tensors"]]
+    for name in readout_cases:
+        expected = EXPECTED[name]
+        assert np.allclose(expected["outputs.probs"].sum(axis=1), 1.0), name
+        loss = CASES[name]["request"]["loss"]["type"]
+        readout_moves = expected["param_grads.readout.weight"].any()
+        assert readout_moves == (loss in ("cross_entropy", "next_token")), name
     # truncation leaves exact zeros somewhere, so the exact-zero check is exercised
     assert any(
         not EXPECTED[name]["layers.0.grads.h"].any(axis=1).all()

@@ -108,7 +108,9 @@ CASES = [
     ({"input": TEXT, "loss": {"type": "mse", "targets": [[0.0] * 16] * 2}},
      ("loss", "mse", "targets"), "3×16"),
     ({"input": TEXT, "loss": {"type": "mse"}}, ("loss", "mse", "targets"), "required"),
-    ({"input": TEXT, "loss": {"type": "cross_entropy"}}, ("loss",), "last_hidden_sum"),
+    ({"input": TEXT, "loss": {"type": "no_such_loss"}}, ("loss",), "last_hidden_sum"),
+    ({"input": TEXT, "loss": {"type": "cross_entropy"}}, ("loss", "cross_entropy", "targets"),
+     "required"),
     # float32 holds ±3.4e38: a finite JSON number beyond it is refused, not turned into inf
     ({"input": {"values": [1e39, 1.0]}, "dtype": "float32"}, ("input", "values"),
      "beyond the range of float32"),

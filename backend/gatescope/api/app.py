@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.compute = ComputePool(settings.compute_processes, settings.data_dir,
-                                        settings.limits)
+                                        settings.limits, settings.presets_dir)
         await app.state.compute.warm_up()
         yield
         app.state.compute.shutdown()
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Every gate, state and gradient of an RNN, LSTM or GRU, step by "
                   "step, exactly as PyTorch computes them. The contract: shared/API.md.")
     app.state.settings = settings
-    app.state.store = ModelStore(settings.data_dir, settings.limits)
+    app.state.store = ModelStore(settings.data_dir, settings.limits, settings.presets_dir)
 
     api = APIRouter(prefix=API)
     for module in (health, run, models):

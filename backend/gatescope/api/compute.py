@@ -103,9 +103,9 @@ _store: ModelStore | None = None
 _limits = Limits()
 
 
-def _init_worker(data_dir: Path, limits: Limits) -> None:
+def _init_worker(data_dir: Path, limits: Limits, presets_dir: Path | None = None) -> None:
     global _store, _limits
-    _store, _limits = ModelStore(data_dir, limits), limits
+    _store, _limits = ModelStore(data_dir, limits, presets_dir), limits
 
 
 def _ready() -> bool:
@@ -163,8 +163,10 @@ def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
 class ComputePool:
     """A process pool that is rebuilt if a worker dies (say, killed for memory)."""
 
-    def __init__(self, processes: int, data_dir: Path, limits: Limits) -> None:
+    def __init__(self, processes: int, data_dir: Path, limits: Limits,
+                 presets_dir: Path | None = None) -> None:
         self.processes, self.data_dir, self.limits = processes, data_dir, limits
+        self.presets_dir = presets_dir
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -172,7 +174,7 @@ class ComputePool:
         # can deadlock a worker
         return ProcessPoolExecutor(self.processes, multiprocessing.get_context("spawn"),
                                    initializer=_init_worker,
-                                   initargs=(self.data_dir, self.limits))
+                                   initargs=(self.data_dir, self.limits, self.presets_dir))
 
     async def warm_up(self) -> None:
         """Start every worker now, not on the first request."""

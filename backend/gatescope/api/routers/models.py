@@ -50,7 +50,7 @@ async def upload_model(
 
 @router.get("", response_model=ModelList)
 def list_models(store: StoreDep) -> ModelList:  # plain def: its disk reads run off the loop
-    """Every stored model."""
+    """Every bundled preset (`"preset": true`, read-only) and every uploaded model."""
     data = store.list()
     return ModelList(data=data, count=len(data))
 

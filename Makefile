@@ -28,11 +28,13 @@ run: $(STAMP)  ## serve the explorer at http://127.0.0.1:8000
 fixtures: $(STAMP)  ## regenerate the PyTorch golden fixtures (installs torch into .venv)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python tests/fixtures/generate.py
+	$(BIN)/python tests/fixtures/generate_training.py
 
 bench: $(STAMP)  ## speed against PyTorch and over HTTP (installs torch into .venv)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache backend/*.egg-info

@@ -4,9 +4,13 @@
     gatescope run - < request.json      # or read it from standard input
     gatescope jacobian request.json --step 3 [--layer 0]
     gatescope serve [--host 127.0.0.1] [--port 8000] [--workers N]
+    gatescope train --task delayed_recall:d=20 [--cell lstm] [--hidden 64] [--seed 0]
+                    [--steps 1000] [--batch 32] [--lr 0.01] [--clip 1.0] [--truncate k]
+                    [--layers 1] [--dtype float32] [--forget-bias b] [--out FILE] [--no-store]
 
 Exit status 0 on success, 2 for a bad request (the errors go to stderr as JSON, with the
-field and the limit named), 1 for a file that cannot be read.
+field and the limit named), 1 for a file that cannot be read. `train` prints the new
+model's id (its progress goes to stderr) and exits 2 for bad options.
 """
 
 from __future__ import annotations
@@ -51,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--port", type=int, default=None, help="default 8000 (GATESCOPE_PORT)")
     p_serve.add_argument("--workers", type=int, default=None,
                          help="uvicorn worker processes, default 1 (GATESCOPE_WORKERS)")
+    _add_train(commands)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
+    if args.command == "train":
+        return _train(args)
     try:
         request = _read_request(args.request)
     except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
@@ -93,6 +100,79 @@ def _serve(args: argparse.Namespace) -> int:
           f"(data in {settings.data_dir})", file=sys.stderr)
     uvicorn.run("gatescope.api:create_app", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level="info")
+    return 0
+
+
+def _add_train(commands: Any) -> None:
+    from .tasks import TASKS
+    from .training import TrainConfig
+
+    default = TrainConfig(task="adding")
+    p = commands.add_parser(
+        "train", help="train a model with a readout on a task; store it, print its id",
+        description="Train an RNN, LSTM or GRU with a linear readout on a generated task, "
+        "then add it to the model store (the data directory `gatescope serve` uses) and/or "
+        "write it to --out. Progress goes to stderr; the model id to stdout.")
+    p.add_argument("--task", required=True,
+                   help=f"kind[:option=value,...], kinds: {', '.join(TASKS)}")
+    p.add_argument("--cell", default=default.cell, choices=["lstm", "gru", "rnn_tanh",
+                                                            "rnn_relu"])
+    p.add_argument("--hidden", type=int, default=default.hidden, help="hidden size H")
+    p.add_argument("--layers", type=int, default=default.layers)
+    p.add_argument("--seed", type=int, default=default.seed)
+    p.add_argument("--steps", type=int, default=default.steps, help="training steps")
+    p.add_argument("--batch", type=int, default=default.batch, help="sequences per step")
+    p.add_argument("--lr", type=float, default=default.lr, help="Adam's learning rate")
+    p.add_argument("--clip", type=float, default=default.clip,
+                   help="clip the gradients' total norm to this; 0: no clipping")
+    p.add_argument("--truncate", type=int, default=None, help="truncated BPTT window k")
+    p.add_argument("--dtype", default=default.dtype, choices=["float32", "float64"])
+    p.add_argument("--forget-bias", type=float, default=None,
+                   help="LSTM: add this to both forget-gate biases at init (e.g. 1.0)")
+    p.add_argument("--eval-every", type=int, default=default.eval_every)
+    p.add_argument("--eval-size", type=int, default=default.eval_size,
+                   help="held-out sequences scored at each evaluation")
+    p.add_argument("--log-every", type=int, default=default.log_every)
+    p.add_argument("--out", default=None, help="also write the .safetensors file here")
+    p.add_argument("--name", default=None, help="the model's name in the store")
+    p.add_argument("--no-store", action="store_true",
+                   help="do not add the model to the store (needs --out)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .training import TrainConfig, model_bytes, train
+
+    if args.no_store and args.out is None:
+        print("gatescope train: --no-store needs --out, or the model goes nowhere",
+              file=sys.stderr)
+        return 2
+    try:
+        config = TrainConfig(
+            task=args.task, cell=args.cell, hidden=args.hidden, layers=args.layers,
+            seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
+            clip=args.clip or None, truncate=args.truncate, dtype=args.dtype,
+            forget_bias=args.forget_bias,
+            eval_every=args.eval_every, eval_size=args.eval_size, log_every=args.log_every)
+    except ValueError as exc:
+        print(f"gatescope train: {exc}", file=sys.stderr)
+        return 2
+    result = train(config, progress=sys.stderr)
+    data = model_bytes(result)
+    stem = f"{result.task.kind}-{config.cell}-h{config.hidden}-seed{config.seed}"
+    if args.out is not None:
+        Path(args.out).write_bytes(data)
+        print(f"gatescope train: wrote {args.out}", file=sys.stderr)
+    if args.no_store:
+        return 0
+    from .settings import Settings
+    from .store import ModelStore
+
+    settings = Settings()
+    info, _ = ModelStore(settings.data_dir, settings.limits).add(
+        data, f"{stem}.safetensors", name=args.name or f"{result.task.name} {config.cell} "
+        f"H={config.hidden}")
+    print(f"gatescope train: stored in {settings.data_dir}", file=sys.stderr)
+    print(info.model_id)
     return 0
 
 

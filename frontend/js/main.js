@@ -556,10 +556,11 @@ window.addEventListener("resize", () => renderStep());
 // first visit: the URL's example (or the default one), run at once
 (async () => {
   const { config } = fromQuery(location.search);
+  const section = location.hash.slice(1); // read now: writing the URL state drops it
   await refreshModels(config.model);
   await restore({ push: false });
   // a link to a section (the tour's): go there once the page has its height
-  const target = location.hash && document.getElementById(location.hash.slice(1));
+  const target = section && document.getElementById(section);
   if (target) target.scrollIntoView();
 })();
 

@@ -161,7 +161,20 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
     return true;
   }
 
-  function setItems(list_) { items = list_; renderList(); }
+  // A list from the URL; the form shows its last entry, ready to vary.
+  function setItems(list_) {
+    items = list_;
+    renderList();
+    const last = items[items.length - 1];
+    if (!last) return;
+    if ([...target.options].some((o) => o.value === last.target)) target.value = last.target;
+    fields.layer.value = String(last.layer);
+    fields.t0.value = String(last.start);
+    fields.t1.value = String(last.stop - 1);
+    fields.u0.value = last.units ? String(last.units[0]) : "";
+    fields.u1.value = last.units ? String(last.units[last.units.length - 1]) : "";
+    fields.value.value = String(last.value);
+  }
 
   function showSummary(text) { summary.textContent = text; }
 

@@ -297,14 +297,24 @@ def dataset_step(page: Page) -> str:
 def click_cell(page: Page, x: float, y: float, which: int = 0, plots: str = "#value-maps .map .plot"
                ) -> None:
     """Click data point (x, y) of plot `which` among `plots` where Plotly's axes put it: on a
-    heatmap x is the step and y the unit."""
-    px, py = page.evaluate("""([x, y, which, sel]) => {
+    heatmap x is the step and y the unit. Waits until the point stops moving (views below
+    may still be drawing, and a late layout change would send the click elsewhere)."""
+    locate = """([x, y, which, sel]) => {
       const plot = document.querySelectorAll(sel)[which];
-      plot.scrollIntoView({block: "center"});  // clear of the sticky stepper bar at the top
       const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
       const r = plot.getBoundingClientRect();
       return [r.left + xa._offset + xa.l2p(x), r.top + ya._offset + ya.l2p(y)];
-    }""", [x, y, which, plots])
+    }"""
+    page.evaluate("([which, sel]) => document.querySelectorAll(sel)[which]"
+                  ".scrollIntoView({block: 'center'})", [which, plots])  # clear of the stepper
+    where = page.evaluate(locate, [x, y, which, plots])
+    for _ in range(40):
+        page.wait_for_timeout(50)
+        now = page.evaluate(locate, [x, y, which, plots])
+        if now == where:
+            break
+        where = now
+    px, py = where
     page.mouse.move(px - 3, py)  # Plotly reports a hover first, then the click
     page.mouse.move(px, py)
     page.mouse.click(px, py)

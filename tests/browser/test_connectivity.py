@@ -50,7 +50,9 @@ def test_connectivity_is_computed_drawn_per_layer_and_linked(page, server):
     np.testing.assert_allclose(shown(page), result.layers[1].connectivity, rtol=1e-12)
 
 
-def test_too_long_for_connectivity_is_refused_with_the_limit(page, server):
+def test_too_long_for_connectivity_is_refused_with_the_limit(pages, server):
+    page = pages.new()
+    pages.watch.allowed_console.append(re.compile(r"status of 422"))  # Chromium logs the refusal
     open_page(page, server, "?H=4&seq=" + "ab" * 300)  # 600 steps: runs, but T > 512
     page.get_by_role("button", name="Compute connectivity").click()
     page.wait_for_function("document.body.dataset.connectivity === 'error'")

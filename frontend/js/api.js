@@ -32,6 +32,8 @@ export function buildRequest(config) {
     req.input = { text: config.sequence };
   }
   if (config.loss === "all") req.loss = { type: "all_hidden_sum" };
+  else if (config.loss === "task") req.loss = { type: "task" };
+  else if (config.loss === "next") req.loss = { type: "next_token" };
   else if (config.loss === "unit") {
     req.loss = { type: "hidden_unit", unit: Number(config.lossUnit) || 0 };
     if (config.lossStep !== "" && config.lossStep !== null) req.loss.step = Number(config.lossStep);

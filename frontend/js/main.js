@@ -8,11 +8,13 @@ import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
 import { createConnectivity } from "./views/connectivity.js";
 import { createHeatmaps } from "./views/heatmaps.js";
+import { createFindUnits, propertyForTask } from "./views/findunits.js";
 import { createFormula } from "./views/formula.js";
 import {
   createInterventions, describe as describeIntervention, difference, formatList, parseList,
 } from "./views/interventions.js";
 import { createNormPlot } from "./views/normplot.js";
+import { createPredictions } from "./views/predictions.js";
 import { RACERS, createRace } from "./views/race.js";
 import { createSaturation } from "./views/saturation.js";
 import { createStepPanel } from "./views/steppanel.js";
@@ -40,6 +42,7 @@ const tooltip = (() => {
 const controls = createControls($("controls"), {
   onSubmit: () => runNow({ push: true }),
   onUpload: (file) => uploadModel(file),
+  onPreset: (id) => loadPreset(id),
 });
 // a click on a value map picks a region for an intervention while that is on, else the step
 const valueMaps = createHeatmaps($("value-maps"), {
@@ -58,6 +61,8 @@ const interventions = createInterventions($("interventions"), {
   onPickMode: (on) => document.body.classList.toggle("picking", on),
 });
 const ivMaps = createHeatmaps($("iv-maps"), { onPick: pick, tooltip });
+const predictions = createPredictions($("predictions"));
+const findUnits = createFindUnits($("find-units"), { onUnit: (u) => setUnit(u) });
 const saturation = createSaturation($("saturation"), { onUnit: (u) => setUnit(u) });
 const connectivity = createConnectivity($("connectivity"), {
   onCompute: () => computeConnectivity(), onPick: (t) => setStep(t), tooltip,
@@ -169,9 +174,11 @@ async function drawResult() {
     gradMaps.update(grads, res.tokens, rev, res.truncate),
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer),
     saturation.update(res, state.view.layer)]);
+  predictions.update(res, modelInfo(state.request)?.labels);
   renderStep();
   compareTruncation(state.request, res);
   describeClipping(res);
+  findUnits.update(res, state.view.layer, state.view.unit);
   interventions.setModel(res);
   showInterventions();
   showConnectivity();
@@ -207,6 +214,7 @@ function setUnit(u) {
   if (!state.result || !Number.isFinite(u)) return;
   state.view.unit = Math.min(Math.max(0, u | 0), state.result.hidden_size - 1);
   renderStep();
+  findUnits.update(state.result, state.view.layer, state.view.unit);
 }
 
 async function setLayer(k) {
@@ -465,6 +473,8 @@ async function restore({ push }) {
   clearTimeout(urlTimer);
   lastURL = `${location.pathname}${location.search}`;
   controls.write(config);
+  const info = config.weights === "model" ? modelInfo({ weights: { model_id: config.model } }) : undefined;
+  if (info && info.task) findUnits.setProperty(propertyForTask(info.task));
   if (state.running) {  // finish the run in flight first, then come back here
     state.restoreAfterRun = true;
     return;
@@ -486,10 +496,32 @@ async function restore({ push }) {
 // ── models ──────────────────────────────────────────────────────────────────────────────
 async function refreshModels(selected) {
   try {
-    controls.setModels(await api.listModels(), selected);
+    state.models = await api.listModels();
+    controls.setModels(state.models, selected);
   } catch (err) {
     showError(err);
   }
+}
+
+// The stored model a request runs (its labels, task and card), or undefined.
+function modelInfo(request) {
+  const id = request && request.weights && request.weights.model_id;
+  return id ? (state.models || []).find((m) => m.model_id === id) : undefined;
+}
+
+// A trained preset in one click: the model, the example its card suggests, its task's loss,
+// and the property its units are known for.
+async function loadPreset(id) {
+  const info = (state.models || []).find((m) => m.model_id === id);
+  if (!info) return;
+  if (state.running) await state.inflight;
+  const config = configForModel(controls.read(), info);
+  const example = info.card && info.card.example;
+  if (example) Object.assign(config, { mode: "text", sequence: example });
+  if (info.readout) config.loss = info.task ? "task" : "next";
+  controls.write(config);
+  findUnits.setProperty(propertyForTask(info.task));
+  await runNow({ push: true });
 }
 
 async function uploadModel(file) {

@@ -6,7 +6,7 @@ import { DEFAULTS } from "../state.js";
 const FIELDS = Object.keys(DEFAULTS);
 const ERROR_SLOTS = ["input", "weights", "loss", "run"];
 
-export function createControls(form, { onSubmit, onUpload }) {
+export function createControls(form, { onSubmit, onUpload, onPreset }) {
   const el = (id) => form.querySelector(`#${id}`);
   const runButton = el("run");
   const progress = el("progress");
@@ -14,6 +14,10 @@ export function createControls(form, { onSubmit, onUpload }) {
 
   form.addEventListener("submit", (ev) => { ev.preventDefault(); onSubmit(); });
   form.addEventListener("change", (ev) => {
+    if (ev.target.id === "preset") {
+      if (ev.target.value) onPreset(ev.target.value);
+      return;
+    }
     if (ev.target.id === "upload") {
       if (ev.target.files.length) onUpload(ev.target.files[0]);
       return;
@@ -33,6 +37,10 @@ export function createControls(form, { onSubmit, onUpload }) {
     // an uploaded model decides its own cell and sizes
     for (const id of ["hidden", "layers"]) el(id).disabled = !random;
     el("sequence").placeholder = el("mode").value === "text" ? "hello world" : "0.5, 1\n-1, 0.25";
+    // the readout's losses need a model that has one
+    const chosen = !random && models.find((m) => m.model_id === el("model").value);
+    for (const option of form.querySelectorAll(".needs-readout")) option.disabled = !(chosen && chosen.readout);
+    el("preset").value = !random && models.some((m) => m.preset && m.model_id === el("model").value) ? el("model").value : "";
   }
 
   function write(config) {
@@ -70,16 +78,37 @@ export function createControls(form, { onSubmit, onUpload }) {
     status.textContent = message;
   }
 
-  function setModels(models, selected) {
+  let models = [];
+  function setModels(list, selected) {
+    models = list;
     const select = el("model");
-    const options = [new Option(models.length ? "— choose —" : "— upload one —", "")];
-    for (const m of models) {
+    const options = [new Option(list.length ? "— choose —" : "— upload one —", "")];
+    for (const m of list) {
       const label = `${m.name} · ${m.cell.toUpperCase()} H=${m.hidden_size} L=${m.num_layers}${m.vocab ? " · text" : ""}`;
       options.push(new Option(label, m.model_id));
     }
     select.replaceChildren(...options);
     select.value = selected || "";
+    // the trained presets, grouped by task
+    const groups = new Map();
+    for (const m of list.filter((x) => x.preset)) {
+      const task = (m.task || "other").split(":")[0].replace(/_/g, " ");
+      if (!groups.has(task)) groups.set(task, document.createElement("optgroup"));
+      groups.get(task).label = task;
+      groups.get(task).append(new Option(presetLabel(m), m.model_id));
+    }
+    el("preset").replaceChildren(el("preset").options[0], ...groups.values());
+    refreshVisibility();
   }
 
   return { write, read, showErrors, setRunning, setModels, refreshVisibility };
+}
+
+// "LSTM H=64 · accuracy 99.9 %", from a preset's card.
+function presetLabel(m) {
+  const final = m.card && m.card.metrics && m.card.metrics.final;
+  let score = "";
+  if (final && typeof final.accuracy === "number") score = ` · accuracy ${(100 * final.accuracy).toFixed(1)} %`;
+  else if (final && typeof final.nats_per_char === "number") score = ` · ${final.nats_per_char.toFixed(2)} nats/char`;
+  return `${m.cell.toUpperCase().replace("_", " ")} H=${m.hidden_size}${score}`;
 }

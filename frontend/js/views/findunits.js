@@ -34,17 +34,14 @@ export const PROPERTIES = {
   },
   indent: {
     label: "indentation",
-    // leading spaces of the line holding t, as far as seen (a newline ends its own line)
+    // leading spaces of the current line as far as seen; a newline itself reads 0
     values(chars) {
-      let indent = 0;
+      let spaces = 0;
       let leading = true;
-      let newline = false;
       return chars.map((ch) => {
-        if (newline) { indent = 0; leading = true; newline = false; }
-        if (ch === "\n") newline = true;
-        else if (ch === " " && leading) indent += 1;
-        else leading = false;
-        return indent;
+        if (ch === "\n") { spaces = 0; leading = true; } else if (leading && ch === " ") spaces += 1;
+        else leading = false;  // the first other character ends the indentation
+        return spaces;
       });
     },
   },

@@ -14,36 +14,15 @@ Targets: gatescope ≤ 2.5× fused, ≥ 3× faster than the cell loop, cost(2T)/
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import gatescope
+from timing import median_times
 
 D, H = 64, 256
-
-
-def median_times(contenders: dict[str, Callable[[], object]], rounds: int,
-                 per_round: int = 3) -> dict[str, float]:
-    """Median wall time of each contender, over `rounds` × `per_round` timed calls.
-
-    Each round runs every contender in a block: one untimed call first (so one library's
-    spinning worker threads or evicted caches never bill the next contender), then
-    `per_round` timed calls. Blocks alternate across rounds, so a slow spell of the machine
-    (this VM's speed drifts by tens of percent) hits every contender alike.
-    """
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def gatescope_request(T: int, dtype: str) -> dict:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -28,23 +26,9 @@ import torch
 from gatescope import readout, tasks
 from gatescope.cells import CELLS
 from gatescope.training import Adam, init_params, train_step
+from timing import median_times
 
 LR, CLIP = 0.01, 1.0
-
-
-def median_times(contenders: dict[str, Callable[[], object]], rounds: int,
-                 per_round: int = 5) -> dict[str, float]:
-    """Median wall time of each contender: per round, one untimed call then `per_round`
-    timed ones, contenders in alternating blocks so a slow spell of the machine hits all."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def batches(T: int, N: int, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -122,7 +106,7 @@ def main() -> None:
     drift = max(float(np.abs(a[k] - torch_params[k]).max()) for k in a)
 
     m = median_times({"ours": ours({k: v.copy() for k, v in init.items()}, data),
-                      "torch": theirs(init, data)}, args.rounds)
+                      "torch": theirs(init, data)}, args.rounds, per_round=5)
     sps_ours, sps_torch = N / m["ours"], N / m["torch"]
     print(f"LSTM training step, T={T} N={N} D=K=97 H={H}, float32, median of "
           f"{5 * args.rounds} steps in {args.rounds} rounds; torch {torch.__version__}, "

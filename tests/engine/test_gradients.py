@@ -72,6 +72,18 @@ def assert_close(analytic: np.ndarray, numeric: np.ndarray, what: str) -> None:
     assert err < 1e-6, f"{what}: relative error {err:.2e}"
 
 
+def assert_engine_grads(grads: engine.Gradients, f, params: dict[str, np.ndarray],
+                        X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None) -> None:
+    """Every parameter, input and initial-state gradient of BPTT against central
+    differences of the objective f() over the same (perturbed in place) arrays."""
+    for name, value in params.items():
+        assert_close(grads.params[name], numeric_grad(f, value), name)
+    assert_close(grads.input, numeric_grad(f, X), "input")
+    assert_close(grads.h0, numeric_grad(f, h0), "h0")
+    if c0 is not None:
+        assert_close(grads.c0, numeric_grad(f, c0), "c0")
+
+
 CASES = [(c, L, k) for c in CELLS for L in (1, 2) for k in (None, 3)] + [("lstm", 3, 2),
                                                                            ("gru", 3, 1)]
 
@@ -85,12 +97,7 @@ def test_every_gradient_matches_finite_differences(cell_name, L, truncate):
     def f():
         return objective(cell, params, X, h0, c0, R, truncate, base)
 
-    for name, value in params.items():
-        assert_close(grads.params[name], numeric_grad(f, value), name)
-    assert_close(grads.input, numeric_grad(f, X), "input")
-    assert_close(grads.h0, numeric_grad(f, h0), "h0")
-    if c0 is not None:
-        assert_close(grads.c0, numeric_grad(f, c0), "c0")
+    assert_engine_grads(grads, f, params, X, h0, c0)
 
 
 @pytest.mark.parametrize("cell_name", list(CELLS))
@@ -173,12 +180,7 @@ def test_interventions_match_finite_differences(cell_name, target):
         traces = engine.forward(cell, params, X, h0, c0, clamps)
         return float(np.sum(R * traces[-1].h[1:]))
 
-    for name, value in params.items():
-        assert_close(grads.params[name], numeric_grad(f, value), name)
-    assert_close(grads.input, numeric_grad(f, X), "input")
-    assert_close(grads.h0, numeric_grad(f, h0), "h0")
-    if c0 is not None:
-        assert_close(grads.c0, numeric_grad(f, c0), "c0")
+    assert_engine_grads(grads, f, params, X, h0, c0)
 
 
 # ── a readout on the top layer: cross-entropy through torch.nn.Linear ───────────────
@@ -228,12 +230,7 @@ def test_readout_gradients_match_finite_differences(cell_name, truncate):
 
     assert_close(dW, numeric_grad(f, W), "readout.weight")
     assert_close(db, numeric_grad(f, b), "readout.bias")
-    for name, value in params.items():
-        assert_close(grads.params[name], numeric_grad(f, value), name)
-    assert_close(grads.input, numeric_grad(f, X), "input")
-    assert_close(grads.h0, numeric_grad(f, h0), "h0")
-    if c0 is not None:
-        assert_close(grads.c0, numeric_grad(f, c0), "c0")
+    assert_engine_grads(grads, f, params, X, h0, c0)
     assert not dH[1, 0].any() and not dH[0, 1].any()  # no target there: no direct gradient
 
 

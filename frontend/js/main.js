@@ -51,6 +51,7 @@ const valueMaps = createHeatmaps($("value-maps"), {
 });
 const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
 const normPlot = createNormPlot($("norm-plot"));
+$("grad-scale").addEventListener("change", (ev) => setGradientScale(ev.target.value));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
 const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
 const formula = createFormula($("formula"));
@@ -171,7 +172,7 @@ async function drawResult() {
   const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
   const rev = `${state.revision}/${state.view.layer}`;
   await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate),
-    gradMaps.update(grads, res.tokens, rev, res.truncate),
+    gradMaps.update(grads, res.tokens, rev, res.truncate, [], state.view.gscale),
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer),
     saturation.update(res, state.view.layer)]);
   predictions.update(res, modelInfo(state.request)?.labels);
@@ -222,6 +223,13 @@ async function setLayer(k) {
   state.view.layer = k;
   await drawResult();
   writeURL("push");
+}
+
+async function setGradientScale(scale) {
+  state.view.gscale = scale;
+  if (!state.result) return;
+  await drawResult();
+  writeURL("replace");
 }
 
 function pick(t, unit) {
@@ -487,6 +495,7 @@ async function restore({ push }) {
     await runNow({ push });
   }
   tour.show(view.tour);
+  $("grad-scale").value = view.gscale;
   if (view.race) {
     race.write({ scale: view.raceScale, forgetBias: view.raceForget === "" ? null : view.raceForget });
     await runRace();

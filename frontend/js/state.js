@@ -12,6 +12,7 @@ export const VIEW_DEFAULTS = Object.freeze({
   iv: "",    // the interventions, as views/interventions.js formats them
   conn: 0,   // connectivity shown?
   tour: 0,   // the guided tour's stop, from 1; 0 = none
+  gscale: "linear",  // the gradient heatmaps' colour scale: "linear" or "log"
 });
 
 // URL parameter for each field (short, stable).
@@ -20,6 +21,7 @@ const PARAMS = {
   model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
   truncate: "k", clip: "clip", dtype: "dtype", step: "t", unit: "u", layer: "layer",
   race: "race", raceScale: "rs", raceForget: "rfb", iv: "iv", conn: "conn", tour: "tour",
+  gscale: "gs",
 };
 const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer", "race",
   "raceScale", "raceForget", "conn", "tour"]);

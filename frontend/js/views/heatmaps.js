@@ -6,6 +6,25 @@ import {
   DIVERGING, MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken, windowBoundaries,
 } from "../config.js";
 
+export const LOG_DECADES = 6;
+
+// A signed map on a log scale: v → sign(v)·log₁₀(|v| / floor) / D in [−1, 1], with D decades
+// below the largest |v| (floor = max|v|·10^−D); smaller values are white. A gradient that
+// vanishes over hundreds of steps shows its whole fall instead of one dark last column.
+export function symlog(data, decades = LOG_DECADES) {
+  let m = 0;
+  for (const v of data) if (Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
+  const out = new Float64Array(data.length);
+  if (m === 0) return { data: out, max: 0 };
+  const floor = m * 10 ** -decades;
+  for (let k = 0; k < data.length; k++) {
+    const v = data[k];
+    const a = Math.abs(v);
+    out[k] = !Number.isFinite(v) ? v : a > floor ? Math.sign(v) * Math.log10(a / floor) / decades : 0;
+  }
+  return { data: out, max: m };
+}
+
 export function createHeatmaps(container, { onPick, tooltip }) {
   let panels = [];       // [{key, div, plot, cursor}]
   let signature = "";    // which panels exist
@@ -32,8 +51,9 @@ export function createHeatmaps(container, { onPick, tooltip }) {
   }
 
   // defs: [[title, array {data, shape:[T, H]}, kind, key?]] (key: what onPick reports, e.g.
-  // the gate); tokens: strings or null; shapes: more Plotly shapes to draw on every map.
-  async function update(defs, tokens, revision, truncate = null, shapes = []) {
+  // the gate); tokens: strings or null; shapes: more Plotly shapes to draw on every map;
+  // scale: "linear" or "log" (signed maps only, see symlog).
+  async function update(defs, tokens, revision, truncate = null, shapes = [], scale = "linear") {
     const sig = defs.map((d) => d[0]).join("|");
     if (sig !== signature) {
       for (const p of panels) Plotly.purge(p.plot);
@@ -41,18 +61,28 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       signature = sig;
     }
     await Promise.all(defs.map(([title, arr, kind], k) => draw(panels[k], title, arr, kind, tokens,
-                                                                revision, truncate, shapes)));
+                                                                revision, truncate, shapes, scale)));
     moveCursor(step);
   }
 
   // Plotly draws the axes, zoom, hover events and PNG export; the cells themselves are one
   // image painted here from the typed array (Plotly's own heatmap colours each of 262,144
   // cells through d3 — ~90 ms per map at T = 1024, H = 256; this costs a few).
-  function draw(panel, title, arr, kind, tokens, revision, truncate, shapes) {
+  function draw(panel, title, arr, kind, tokens, revision, truncate, shapes, scale) {
     const [T, H] = arr.shape;
     let zmin = 0;
     let zmax = 1;
-    if (kind === "signed") {
+    const log = scale === "log" && kind === "signed";
+    let painted = arr.data;  // what the colours encode
+    let colorbarAxis = {};
+    if (log) {
+      const { data, max } = symlog(arr.data);
+      painted = data;
+      zmin = -1;
+      zmax = 1;
+      const ticks = [-1, -0.5, 0, 0.5, 1];
+      colorbarAxis = { tickvals: ticks, ticktext: ticks.map((u) => (u === 0 ? "0" : fmt(Math.sign(u) * max * 10 ** (LOG_DECADES * (Math.abs(u) - 1)), 2))) };
+    } else if (kind === "signed") {
       let m = 0;
       for (const v of arr.data) if (Math.abs(v) > m) m = Math.abs(v);
       zmax = m > 0 ? m : 1;
@@ -61,7 +91,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
     const canvas = document.createElement("canvas");
     canvas.width = T;
     canvas.height = H;
-    canvas.getContext("2d").putImageData(new ImageData(paint(arr.data, T, H, kind, zmin, zmax), T, H), 0, 0);
+    canvas.getContext("2d").putImageData(new ImageData(paint(painted, T, H, kind, zmin, zmax), T, H), 0, 0);
     const image = {
       type: "image", source: canvas.toDataURL("image/png"), x0: 0, dx: 1, y0: 0, dy: 1,
       hoverinfo: "none", zsmooth: false,
@@ -70,7 +100,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       type: "scatter", x: [null], y: [null], mode: "markers", hoverinfo: "skip", showlegend: false,
       marker: { color: [zmin], cmin: zmin, cmax: zmax, colorscale: kind === "unit" ? SEQUENTIAL : DIVERGING,
                 showscale: true, colorbar: { thickness: 8, len: 0.9, tickfont: { size: 10 }, outlinewidth: 0,
-                                             x: 1.01, xanchor: "left", xpad: 4 } },
+                                             x: 1.01, xanchor: "left", xpad: 4, ...colorbarAxis } },
     };
     const xaxis = { range: [-0.5, T - 0.5], zeroline: false, showgrid: false, tickfont: { size: 10 } };
     if (tokens && T <= 80) {
@@ -86,7 +116,7 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       uirevision: "keep", datarevision: revision, plot_bgcolor: "#fff",
       shapes: [...windowBoundaries(T, truncate), ...shapes],
     };
-    panel.values = { data: arr.data, shape: [T, H], kind, zmin, zmax }; // what the image shows
+    panel.values = { data: arr.data, shape: [T, H], kind, zmin, zmax, scale: log ? "log" : "linear", painted }; // what the image shows
     panel.plot.gsValues = panel.values; // for tests and the console: the numbers behind the map
     panel.tokens = tokens;
     const config = { ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: `gatescope-${title}` } };

@@ -6,7 +6,8 @@ Shapes: T steps, N sequences (1 for a request), H hidden size, K readout outputs
 
     hidden-state losses (losses.py)   L(h)                     last_hidden_sum, hidden_unit,
                                                                all_hidden_sum, mse
-    readout losses (readout.py)       L(z), z_t = W h_t + b    cross_entropy, next_token
+    readout losses (readout.py)       L(z), z_t = W h_t + b    cross_entropy, next_token,
+                                                               task (targets: gatescope.tasks)
 
 A readout model's outputs are returned whatever the loss; under a hidden-state loss the
 readout is not part of L, so its gradients are exactly zero.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import losses, readout
+from . import losses, readout, tasks
 from .engine import StateDict
 from .errors import invalid
 from .numerics import finite_array
@@ -32,6 +33,7 @@ from .schemas import (
     LastHiddenSum,
     NextToken,
     RunRequest,
+    TaskLoss,
 )
 
 HIDDEN_LOSSES = "last_hidden_sum, hidden_unit, all_hidden_sum or mse"
@@ -116,11 +118,54 @@ def _classes(req: RunRequest, T: int, K: int, labels: list[str] | None, vocab: s
         return np.array([NO_TARGET if k is None else k for k in loss.targets], dtype=np.intp)
     if isinstance(loss, NextToken):
         return _next_characters(req, T, K, labels, vocab)
-    # {"type": "task"} goes here (add its schema class to schemas.READOUT_LOSSES): the task
-    # module (gatescope.tasks) turns `task` (the model's) and this input into the same (T,)
-    # class indices, NO_TARGET where a step has none; a model without a task is a 422 at
-    # ("loss", "task").
+    if isinstance(loss, TaskLoss):
+        return _task_targets(req, K, labels, task)
     raise AssertionError(f"no targets for the loss {loss.type!r}")
+
+
+def _task_targets(req: RunRequest, K: int, labels: list[str] | None, task: str | None
+                  ) -> np.ndarray:
+    """k_t = tasks.get(task).targets(text)[t], NO_TARGET where the task sets none: the
+    targets the model was trained on, so L is its training loss on this text."""
+    loc = ("loss", "task")
+    if task is None:
+        raise invalid(loc, "the task loss is the loss a model was trained with, and this "
+                      "model names no task: load a trained model (model_id) whose metadata "
+                      "has a task, or use cross_entropy with targets", "task")
+    try:
+        definition = tasks.get(task)
+    except ValueError as exc:
+        raise invalid(loc, f"the model's task {task!r} is not a task gatescope defines "
+                      f"({exc}); use cross_entropy with targets", "task") from None
+    text = req.input.text
+    if text is None:
+        raise invalid(loc, f"the {definition.kind} task defines its targets on text, so the "
+                      "task loss needs text input; for values use cross_entropy with "
+                      "targets", "task")
+    try:
+        targets = definition.targets(text)
+    except ValueError as exc:
+        raise invalid(loc, f"this text is not an instance of the model's task "
+                      f"{definition.name}: {exc}", "task") from None
+    want = list(definition.labels)  # the targets index these, so the readout must too
+    if len(want) != K:
+        raise invalid(loc, f"the {definition.kind} task has {len(want)} classes but this "
+                      f"model's readout has K = {K} outputs, so the task's targets do not "
+                      "index it; use cross_entropy with targets", "task")
+    if labels is not None and list(labels) != want:
+        raise invalid(loc, f"this model's readout labels {_shown(labels)} are not the "
+                      f"{definition.kind} task's classes {_shown(want)} in order, so the "
+                      "task's targets would pick the wrong outputs; use cross_entropy with "
+                      "targets", "task")
+    if all(k is None for k in targets):
+        raise invalid(loc, f"the {definition.kind} task sets no target anywhere in this text, "
+                      "so there is no loss to compute", "task")
+    return np.array([NO_TARGET if k is None else k for k in targets], dtype=np.intp)
+
+
+def _shown(labels: list[str], limit: int = 8) -> str:
+    """The first labels, for a message."""
+    return "[" + ", ".join(map(repr, labels[:limit])) + (", …]" if len(labels) > limit else "]")
 
 
 def _next_characters(req: RunRequest, T: int, K: int, labels: list[str] | None,

@@ -210,10 +210,18 @@ class NextToken(Strict):
     type: Literal["next_token"]
 
 
-# {"type": "task"} (API.md) joins this union with the task module (gatescope.tasks).
-Loss = Annotated[LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken,
-                 Field(discriminator="type")]
-READOUT_LOSSES = (CrossEntropy, NextToken)  # the losses on the readout's outputs
+class TaskLoss(Strict):
+    """Needs a stored model whose metadata names a task (gatescope.tasks), and text input:
+    the loss it was trained with, cross-entropy on the targets the task defines for this
+    text (`tasks.get(task).targets(text)`, null where a step has none)."""
+
+    type: Literal["task"]
+
+
+Loss = Annotated[
+    LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken | TaskLoss,
+    Field(discriminator="type")]
+READOUT_LOSSES = (CrossEntropy, NextToken, TaskLoss)  # the losses on the readout's outputs
 
 
 # ── the request ──────────────────────────────────────────────────────────────────────

@@ -279,3 +279,29 @@ def test_a_header_length_of_128_mod_256_is_not_mistaken_for_a_pickle(client):
         pytest.fail("no padding gives a header length of 128 mod 256")
     r = upload(client, data)
     assert r.status_code == 201, r.text
+
+
+def test_the_task_loss_of_a_trained_upload(client):
+    """A model `gatescope train` wrote names its task: {"type": "task"} is cross-entropy on
+    the task's targets for the text; a text that is not an instance is a 422 saying why."""
+    from gatescope import tasks
+    from gatescope.training import TrainConfig, model_bytes, train
+
+    config = TrainConfig(task="bracket_depth:length=8,max_depth=3", cell="gru", hidden=4,
+                         steps=3, batch=4, eval_size=8)
+    info = upload(client, model_bytes(train(config, progress=None)), "depth.safetensors").json()
+    assert info["task"] == "bracket_depth:length=8,max_depth=3"
+    text = "((.)(()"
+    base = {"input": {"text": text}, "weights": {"model_id": info["model_id"]}}
+    by_task = client.post("/api/v1/run", json={**base, "loss": {"type": "task"}})
+    assert by_task.status_code == 200, by_task.text
+    targets = tasks.get(info["task"]).targets(text)
+    by_hand = client.post("/api/v1/run", json={**base, "loss": {"type": "cross_entropy",
+                                                                "targets": targets}})
+    assert by_task.json()["loss"] == by_hand.json()["loss"]
+    assert by_task.json()["param_grads"] == by_hand.json()["param_grads"]
+    bad = client.post("/api/v1/run", json={**base, "input": {"text": "(.))"},
+                                           "loss": {"type": "task"}})
+    assert bad.status_code == 422
+    detail = bad.json()["detail"][0]
+    assert detail["loc"] == ["loss", "task"] and "never opened" in detail["msg"], detail

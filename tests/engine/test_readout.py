@@ -262,3 +262,96 @@ def test_next_token_names_the_characters_the_labels_lack():
     # the first character is an input only, never a target
     assert gatescope.run({"input": {"text": "dabc"}, "weights": {"model_id": "m"},
                           "loss": {"type": "next_token"}}, models=Store()).loss > 0
+
+
+# ── {"type": "task"}: the loss a stored model was trained with ─────────────────────────
+
+BRACKETS = "bracket_depth:length=8,max_depth=3"
+
+
+class TaskStore:
+    """One stored model: an LSTM on "()." with a K-output readout, trained (it says) on
+    `task`, with `labels` (the bracket task's depths by default)."""
+
+    def __init__(self, task: str | None = BRACKETS, K: int = 4,
+                 labels: tuple[str, ...] | None = tuple("0123")) -> None:
+        self.t = tensors(D=3, H=5, K=K, seed=3)
+        self.task, self.labels = task, None if labels is None else list(labels)
+
+    def load(self, model_id: str) -> StoredModel:
+        rnn = {k: v for k, v in self.t.items() if not k.startswith("readout")}
+        ro = {k: v for k, v in self.t.items() if k.startswith("readout")}
+        return StoredModel("lstm", rnn, "().", ro, self.labels, self.task, {"x": 1})
+
+
+def test_task_loss_is_cross_entropy_on_the_tasks_targets():
+    from gatescope import tasks
+
+    store = TaskStore()
+    text = "(()(.))"
+    want = tasks.get(BRACKETS).targets(text)
+    assert want == [1, 2, 1, 2, 2, 1, 0]
+    base = {"input": {"text": text}, "weights": {"model_id": "m"}}
+    got = gatescope.run({**base, "loss": {"type": "task"}}, models=store)
+    same = gatescope.run({**base, "loss": {"type": "cross_entropy", "targets": want}},
+                         models=store)
+    assert got.loss == same.loss
+    for name, g in same.param_grads.items():
+        np.testing.assert_array_equal(got.param_grads[name], g)
+    np.testing.assert_array_equal(got.input_grad, same.input_grad)
+    # and by hand: −mean_t log p_t[depth_t]
+    log_p = np.log(got.outputs["probs"])
+    assert got.loss == pytest.approx(-np.mean([log_p[t, k] for t, k in enumerate(want)]),
+                                     rel=1e-13)
+
+
+def test_task_loss_skips_the_steps_the_task_does_not_score():
+    """Delayed recall scores only the "?" steps, each against the first symbol."""
+    t = tensors(D=4, H=5, K=3, seed=4)
+    task = "delayed_recall:d=3,symbols=3"
+
+    class Store:
+        def load(self, model_id: str) -> StoredModel:
+            return StoredModel("lstm", {k: v for k, v in t.items() if "readout" not in k},
+                               "?abc", {k: v for k, v in t.items() if "readout" in k},
+                               ["a", "b", "c"], task)
+
+    base = {"input": {"text": "cab?a?"}, "weights": {"model_id": "m"}}
+    got = gatescope.run({**base, "loss": {"type": "task"}}, models=Store())
+    same = gatescope.run({**base, "loss": {"type": "cross_entropy",
+                                           "targets": [None, None, None, 2, None, 2]}},
+                         models=Store())
+    assert got.loss == same.loss
+    np.testing.assert_array_equal(got.param_grads["readout.weight"],
+                                  same.param_grads["readout.weight"])
+
+
+TASK_BAD = [
+    # (store, request changes, words the message must contain)
+    (TaskStore(task=None), {}, "names no task"),
+    (TaskStore(task="next_char"), {}, "not a task gatescope defines"),
+    (TaskStore(), {"input": {"values": [[1.0, 0.0, 0.0]] * 3}}, "text input"),
+    (TaskStore(), {"input": {"text": "(()))"}}, "never opened"),
+    (TaskStore(), {"input": {"text": "(((("}}, "max_depth"),
+    (TaskStore(K=5, labels=None), {}, "K = 5"),
+    (TaskStore(labels=("3", "2", "1", "0")), {}, "not the bracket_depth task's classes"),
+    (TaskStore(task="delayed_recall:d=3,symbols=4"), {"input": {"text": "((.)"}},
+     "not an instance"),
+]
+
+
+@pytest.mark.parametrize(("store", "change", "words"), TASK_BAD,
+                         ids=[c[2].replace(" ", "_") for c in TASK_BAD])
+def test_task_loss_refusals_name_the_field(store, change, words):
+    req = {"input": {"text": "(.)"}, "weights": {"model_id": "m"}, "loss": {"type": "task"},
+           **change}
+    loc, msg = error_of(req, models=store)
+    assert loc == ("loss", "task"), msg
+    assert words in msg
+
+
+def test_task_loss_with_inline_weights_or_no_readout_is_422():
+    loc, msg = error_of(request(tensors(), {"type": "task"}))
+    assert loc == ("loss", "task") and "names no task" in msg
+    loc, msg = error_of(request(tensors(K=None), {"type": "task"}))
+    assert loc == ("loss", "task") and "no readout" in msg

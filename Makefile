@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint run fixtures bench clean
+.PHONY: setup test lint run fixtures bench presets clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gatescope needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -30,11 +30,15 @@ fixtures: $(STAMP)  ## regenerate the PyTorch golden fixtures (installs torch in
 	$(BIN)/python tests/fixtures/generate.py
 	$(BIN)/python tests/fixtures/generate_training.py
 
-bench: $(STAMP)  ## speed against PyTorch and over HTTP (installs torch into .venv)
+bench: $(STAMP)  ## speed against PyTorch and over HTTP (installs torch into .venv); the lecture's claims (~25 min)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/long_term.py
+
+presets: $(STAMP)  ## retrain the bundled presets from their commands (2 at a time; same bytes)
+	$(BIN)/python backend/gatescope/presets/build.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache backend/*.egg-info

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from . import __version__
 from .errors import ModelNotFoundError, error_detail
 from .runner import jacobian, run
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 
 def _read_request(path: str) -> Any:
@@ -38,7 +42,7 @@ def _print_errors(exc: ValidationError) -> None:
           file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatescope", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gatescope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--workers", type=int, default=None,
                          help="uvicorn worker processes, default 1 (GATESCOPE_WORKERS)")
     _add_train(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     if args.command == "serve":
         return _serve(args)
@@ -139,20 +147,39 @@ def _add_train(commands: Any) -> None:
                    help="do not add the model to the store (needs --out)")
 
 
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed `train` options (ValueError for bad ones)."""
+    from .training import TrainConfig
+
+    return TrainConfig(
+        task=args.task, cell=args.cell, hidden=args.hidden, layers=args.layers,
+        seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
+        clip=args.clip or None, truncate=args.truncate, dtype=args.dtype,
+        forget_bias=args.forget_bias,
+        eval_every=args.eval_every, eval_size=args.eval_size, log_every=args.log_every)
+
+
+def config_from_command(command: str) -> TrainConfig:
+    """The TrainConfig a `gatescope train …` command line (a model card's) runs with, so
+    a card's run can be re-measured or repeated in-process. Raises ValueError."""
+    argv = shlex.split(command)
+    if argv[:2] != ["gatescope", "train"]:
+        raise ValueError(f"not a gatescope train command: {command!r}")
+    try:
+        return _config(_parser().parse_args(argv[1:]))
+    except SystemExit:  # argparse's way to refuse: say it as the ValueError promised
+        raise ValueError(f"gatescope train cannot parse {command!r}") from None
+
+
 def _train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, model_bytes, train
+    from .training import model_bytes, train
 
     if args.no_store and args.out is None:
         print("gatescope train: --no-store needs --out, or the model goes nowhere",
               file=sys.stderr)
         return 2
     try:
-        config = TrainConfig(
-            task=args.task, cell=args.cell, hidden=args.hidden, layers=args.layers,
-            seed=args.seed, steps=args.steps, batch=args.batch, lr=args.lr,
-            clip=args.clip or None, truncate=args.truncate, dtype=args.dtype,
-            forget_bias=args.forget_bias,
-            eval_every=args.eval_every, eval_size=args.eval_size, log_every=args.log_every)
+        config = _config(args)
     except ValueError as exc:
         print(f"gatescope train: {exc}", file=sys.stderr)
         return 2

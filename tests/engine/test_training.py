@@ -168,7 +168,17 @@ def test_saved_file_round_trips_and_names_everything(tmp_path):
     assert "--clip 0" in card["command"]
     assert card["seed"] == 0 and card["hyperparameters"]["num_layers"] == 2
     assert card["metrics"]["final"]["step"] == 5 and "accuracy" in card["metrics"]["final"]
-    assert card["units"] == [] and card["gatescope_version"] and card["task"] == meta["task"]
+    assert card["gatescope_version"] and card["task"] == meta["task"]
+    # units: the top layer's 3 units of largest |r| with steps since the symbol
+    assert [(u["layer"], u["property"]) for u in card["units"]] == [(1, "since_start")] * 3
+    assert card["units"] == result.units and len({u["unit"] for u in card["units"]}) == 3
+    assert [abs(u["r"]) for u in card["units"]] == sorted((abs(u["r"]) for u in card["units"]),
+                                                          reverse=True)
+    assert all(f"r = {u['r']:.2f} over 64 validation sequences of 4 steps" in u["why"]
+               for u in card["units"])
+    assert card["metrics"]["held_out_sha256"] == result.held_out_sha256
+    final, base = card["metrics"]["final"]["accuracy"], card["metrics"]["baseline"]["accuracy"]
+    assert card["metrics"]["margin_over_baseline"]["measured"] == pytest.approx(final - base)
     assert safetensors_bytes(tensors, meta) == data  # writing what was read: the same bytes
     # an independent reader agrees
     from safetensors.numpy import load

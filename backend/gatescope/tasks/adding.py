@@ -35,6 +35,7 @@ VOCAB = MARK + "0123456789" + END  # "#" is 0, digit v is v + 1, "=" is 11
 @dataclass(frozen=True)
 class Adding(Task):
     kind: ClassVar[str] = "adding"
+    properties: ClassVar[tuple[str, ...]] = ("since_start",)
     digits: int = 50
 
     def __post_init__(self) -> None:

@@ -96,10 +96,13 @@ class Task(ABC):
     """A sequence task. Subclasses are frozen dataclasses whose fields are the options (ints).
 
     vocab: the input characters (D). labels: the K class names. seq_len: T of a batch.
-    metric: how held-out sequences are scored.
+    metric: how held-out sequences are scored. properties: the input properties a unit of
+    a trained model may track (gatescope.units), for the model card.
     """
 
     kind: ClassVar[str]
+    # the input properties (gatescope.units.PROPERTIES) worth correlating units with here
+    properties: ClassVar[tuple[str, ...]] = ()
 
     @property
     @abstractmethod

@@ -30,6 +30,7 @@ P_FILLER = 0.2
 @dataclass(frozen=True)
 class BracketDepth(Task):
     kind: ClassVar[str] = "bracket_depth"
+    properties: ClassVar[tuple[str, ...]] = ("depth",)
     length: int = 40
     max_depth: int = 4
 

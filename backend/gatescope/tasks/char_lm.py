@@ -88,6 +88,7 @@ def unigram_nats() -> float:
 @dataclass(frozen=True)
 class CharLM(Task):
     kind: ClassVar[str] = "char_lm"
+    properties: ClassVar[tuple[str, ...]] = ("in_quotes", "indent", "depth")
     length: int = 100
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ CUE = "?"
 @dataclass(frozen=True)
 class DelayedRecall(Task):
     kind: ClassVar[str] = "delayed_recall"
+    properties: ClassVar[tuple[str, ...]] = ("since_start",)
     d: int = 20
     symbols: int = 4
 

@@ -13,7 +13,9 @@ readout.bias (K), and the metadata keys (see /work/shared/API.md, "Models with a
     vocab    the input characters, in one-hot order
     labels   JSON list of the K class names
     task     the task's full name, e.g. "delayed_recall:d=20,symbols=4" (tasks.get rebuilds it)
-    card     JSON model card: task, data, command, seed, hyperparameters, metrics, units,
+    card     JSON model card: task, data, command, seed, hyperparameters, metrics (final
+             held-out scores, the baseline and the margin over it), units (the top layer's
+             units of largest |Pearson r| with the task's input properties, gatescope.units),
              gatescope version
 
 Deterministic: the same run gives the same bytes (fixed key order, no timestamps, floats
@@ -67,11 +69,24 @@ def _thinned(history: list[dict[str, float]]) -> list[dict[str, float]]:
         [_rounded(h) for h in history]
 
 
+def margin(final: float, baseline: float, higher_is_better: bool) -> dict[str, float]:
+    """How far the final score beats the baseline, in the metric's units (negative: it does
+    not), and the margin the card states: the measured one rounded down to a multiple of
+    0.01, so "beats the baseline by at least `at_least`" holds for the measured score.
+
+        measured = final − baseline  (accuracy)     baseline − final  (nats per char)
+    """
+    measured = round(final - baseline if higher_is_better else baseline - final, 6)
+    # rounded before the floor: 1.24 · 100 is 123.99999999999999 in binary
+    return {"measured": measured, "at_least": float(np.floor(round(measured * 100, 6)) / 100)}
+
+
 def card(result: TrainResult) -> dict[str, Any]:
     """The model card: what the model learned, from what, how, and how well."""
     from .. import __version__
 
     cfg, task, metric = result.config, result.task, result.task.metric
+    final = _rounded(result.final)
     return {
         "task": task.name,
         "data": task.describe(),
@@ -88,12 +103,15 @@ def card(result: TrainResult) -> dict[str, Any]:
         },
         "metrics": {
             "held_out_sequences": cfg.eval_size,
-            "final": _rounded(result.final),
+            "held_out_sha256": result.held_out_sha256,
+            "final": final,
             "metric": metric.name,
             "baseline": {"name": metric.baseline_name, metric.name: round(metric.baseline, 6)},
+            "margin_over_baseline": margin(final[metric.name], round(metric.baseline, 6),
+                                           metric.higher_is_better),
             "history": _thinned(result.history),
         },
-        "units": [],  # units worth looking at: filled by a later step
+        "units": result.units,  # worth looking at: the top layer's h against input properties
         "example": task.example(),
         "gatescope_version": __version__,
     }

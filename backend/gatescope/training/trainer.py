@@ -16,19 +16,25 @@ Determinism: everything comes from `seed`. The RNN weights are weights.pytorch_i
 the readout, the training batches and the held-out set each draw from their own child of
 np.random.SeedSequence(seed), so the held-out sequences are a different stream from the
 training ones (and, for the char LM, from the held-out files).
+
+At the end, the units worth looking at: on UNIT_SEQUENCES validation texts from a fourth
+child stream (units_stream), the top layer's h is correlated with each input property the
+task names (gatescope.units), and the UNITS_PER_PROPERTY units of largest |r| per property
+go into the result (and the model card).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
-from .. import engine, readout, tasks
+from .. import engine, readout, tasks, units
 from ..cells import CELLS, Cell
 from ..engine import StateDict
 from ..limits import MAX_HIDDEN, MAX_LAYERS
@@ -106,12 +112,18 @@ class TrainResult:
 
     params: the RNN's state_dict (PyTorch names) plus readout.weight (K, H), readout.bias (K).
     history: the held-out scores, one dict per evaluation: step, loss, the task's metric.
+
+    units: the units worth looking at, {"layer", "unit", "property", "r", "why"} each
+    (top_units). held_out_sha256: a fingerprint of the held-out tokens the history scored
+    (held_out_fingerprint), so a re-measurement can tell it has the same sequences.
     """
 
     config: TrainConfig
     task: Task
     params: StateDict
     history: list[dict[str, float]] = field(default_factory=list)
+    units: list[dict[str, Any]] = field(default_factory=list)
+    held_out_sha256: str | None = None
 
     @property
     def final(self) -> dict[str, float]:
@@ -121,6 +133,19 @@ class TrainResult:
 def streams(seed: int) -> tuple[np.random.Generator, ...]:
     """Independent generators for (the readout's init, training batches, held-out set)."""
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+
+
+def units_stream(seed: int) -> np.random.Generator:
+    """The generator of the validation texts units are ranked on: SeedSequence(seed)'s
+    fourth child (its first three, hence streams(seed), are the same whatever is spawned
+    after them)."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+
+
+def held_out_fingerprint(tokens: np.ndarray) -> str:
+    """The first 16 hex digits of the SHA-256 of held-out tokens (T, n) as little-endian
+    int64: equal fingerprints, equal sequences."""
+    return hashlib.sha256(np.ascontiguousarray(tokens, "<i8").tobytes()).hexdigest()[:16]
 
 
 def init_params(cell: Cell, D: int, H: int, L: int, K: int, seed: int, dtype: np.dtype,
@@ -195,6 +220,35 @@ def evaluate(cell: Cell, params: StateDict, task: Task, tokens: np.ndarray,
     return {"loss": total / tokens.shape[1], task.metric.name: task.metric(z, targets)}
 
 
+UNIT_SEQUENCES = 64  # validation texts the units are ranked on
+UNITS_PER_PROPERTY = 3
+
+
+def unit_texts(task: Task, seed: int, n: int = UNIT_SEQUENCES) -> list[str]:
+    """The n validation texts (each seq_len characters) a run with this seed ranks units on."""
+    return task.batch(units_stream(seed), n, "validation")[0]
+
+
+def top_units(cell: Cell, params: StateDict, task: Task, texts: list[str],
+              per_property: int = UNITS_PER_PROPERTY) -> list[dict[str, Any]]:
+    """The top layer's units of largest |r| with each of the task's properties over texts
+    (n texts of length T): h (T, n, H) and each property (T, n) are flattened in the same
+    order and ranked by units.rank_units. One {"layer", "unit", "property", "r", "why"} per
+    unit, properties in the task's order, r rounded to 6 decimals."""
+    dtype = params["weight_hh_l0"].dtype
+    X = one_hot(tasks.encode(texts, task.vocab), len(task.vocab), dtype)
+    with engine.step_loop_threads():  # as in train_step: the same sums, the same bytes
+        traces, _ = forward(cell, params, X)
+    h = traces[-1].h[1:]  # (T, n, H) of the top layer
+    top, (T, n) = len(traces) - 1, h.shape[:2]
+    found = []
+    for name in task.properties:
+        for unit, r in units.rank_units(h, units.values(name, texts))[:per_property]:
+            found.append({"layer": top, "unit": unit, "property": name, "r": round(r, 6),
+                          "why": units.why(name, r, n, T)})
+    return found
+
+
 def train(config: TrainConfig, progress: TextIO | None = sys.stderr) -> TrainResult:
     """Train from scratch as `config` says; progress lines go to `progress` (None: quiet)."""
     task = tasks.get(config.task)
@@ -206,7 +260,8 @@ def train(config: TrainConfig, progress: TextIO | None = sys.stderr) -> TrainRes
     adam = Adam(params, config.lr)
     _, batches, held_out = streams(config.seed)
     eval_tokens, eval_targets = task.sample(held_out, config.eval_size, "validation")
-    result = TrainResult(config, task, params)
+    result = TrainResult(config, task, params,
+                         held_out_sha256=held_out_fingerprint(eval_tokens))
     say = (lambda line: print(line, file=progress, flush=True)) if progress else (lambda _: None)
     metric = task.metric
 
@@ -238,4 +293,7 @@ def train(config: TrainConfig, progress: TextIO | None = sys.stderr) -> TrainRes
             score(step)
     if config.steps:
         score(config.steps)
+    result.units = top_units(cell, params, task, unit_texts(task, config.seed))
+    for u in result.units:
+        say(f"unit {u['unit']:>4} of layer {u['layer']}  {u['property']:<11}  r {u['r']:+.3f}")
     return result

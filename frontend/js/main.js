@@ -11,7 +11,7 @@ import { createHeatmaps } from "./views/heatmaps.js";
 import { createFindUnits, propertyForTask } from "./views/findunits.js";
 import { createFormula } from "./views/formula.js";
 import {
-  createInterventions, describe as describeIntervention, difference, formatList, parseList,
+  createInterventions, describe as describeIntervention, difference, formatList, misfit, parseList,
 } from "./views/interventions.js";
 import { createNormPlot } from "./views/normplot.js";
 import { createPredictions } from "./views/predictions.js";
@@ -58,7 +58,7 @@ const formula = createFormula($("formula"));
 const tbptt = createTbptt($("tbptt"));
 const interventions = createInterventions($("interventions"), {
   onRun: (items) => runInterventions(items),
-  onClear: () => { state.view.iv = ""; state.interventionRun = null; clearInterventions(); writeURL("replace"); },
+  onClear: () => { state.view.iv = ""; clearInterventions(); writeURL("replace"); },
   onPickMode: (on) => document.body.classList.toggle("picking", on),
 });
 const ivMaps = createHeatmaps($("iv-maps"), { onPick: pick, tooltip });
@@ -66,7 +66,7 @@ const predictions = createPredictions($("predictions"));
 const findUnits = createFindUnits($("find-units"), { onUnit: (u) => setUnit(u) });
 const saturation = createSaturation($("saturation"), { onUnit: (u) => setUnit(u) });
 const connectivity = createConnectivity($("connectivity"), {
-  onCompute: () => computeConnectivity(), onPick: (t) => setStep(t), tooltip,
+  onCompute: () => computeConnectivity(), onHide: () => hideConnectivity(), onPick: (t) => setStep(t), tooltip,
 });
 const tour = createTour($("tour"), $("tour-banner"), {
   onEnd: () => { state.view.tour = 0; writeURL("replace"); },
@@ -96,6 +96,10 @@ async function runOnce({ push }) {
   } catch (err) {
     showError(err);
     return;
+  }
+  if (push && state.ranConfig && !sameConfig(config, state.ranConfig) && state.view.tour) {
+    state.view.tour = 0;  // the banner described the stop's example, not this one
+    tour.show(0);
   }
   state.running = true;
   stopPlay();
@@ -162,20 +166,31 @@ function clampView() {
   v.layer = Math.min(Math.max(0, v.layer | 0), res.num_layers - 1);
 }
 
+// The array at `path` (e.g. ["gates", "f"]) of a result's layer.
+const at = (layer, path) => path.reduce((obj, key) => obj && obj[key], layer);
+
+function drawGradientMaps() {
+  const res = state.result;
+  const layer = res.layers[state.view.layer];
+  const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(layer, path), kind]);
+  return gradMaps.update(grads, res.tokens, `${state.revision}/${state.view.layer}`, res.truncate, [],
+                         state.view.gscale);
+}
+
 async function drawResult() {
   const res = state.result;
   const layer = res.layers[state.view.layer];
-  const at = (path) => path.reduce((obj, key) => obj && obj[key], layer);
   const title = (name) => (GATE_TITLES[name] ? `${name} — ${GATE_TITLES[name]}` : name);
   $("values-title").textContent = `Values · layer ${state.view.layer} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
-  const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(path), kind, name]);
-  const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(path), kind]);
+  const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(layer, path), kind, name]);
   const rev = `${state.revision}/${state.view.layer}`;
-  await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate),
-    gradMaps.update(grads, res.tokens, rev, res.truncate, [], state.view.gscale),
+  await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate), drawGradientMaps(),
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer),
     saturation.update(res, state.view.layer)]);
-  predictions.update(res, modelInfo(state.request)?.labels);
+  const info = modelInfo(state.request);
+  // a character model predicts the next character: the grid outlines it
+  const nextChar = state.request.loss.type === "next_token" || /^char_lm\b/.test(info?.task || "");
+  predictions.update(res, info?.labels, nextChar);
   renderStep();
   compareTruncation(state.request, res);
   describeClipping(res);
@@ -194,6 +209,7 @@ function renderStep() {
   gradMaps.moveCursor(t);
   ivMaps.moveCursor(t);
   normPlot.moveCursor(t);
+  predictions.moveCursor(t);
   stepper.update(state);
   panel.update(state, state.inputs);
   document.body.dataset.step = String(t);
@@ -215,7 +231,7 @@ function setUnit(u) {
   if (!state.result || !Number.isFinite(u)) return;
   state.view.unit = Math.min(Math.max(0, u | 0), state.result.hidden_size - 1);
   renderStep();
-  findUnits.update(state.result, state.view.layer, state.view.unit);
+  findUnits.update(state.result, state.view.layer, state.view.unit);  // it marks the unit
 }
 
 async function setLayer(k) {
@@ -228,14 +244,14 @@ async function setLayer(k) {
 async function setGradientScale(scale) {
   state.view.gscale = scale;
   if (!state.result) return;
-  await drawResult();
+  await drawGradientMaps();
+  gradMaps.moveCursor(state.view.step);
   writeURL("replace");
 }
 
 function pick(t, unit) {
-  state.view.unit = unit;
-  state.view.step = -1; // force a render even on the same column
-  setStep(t);
+  state.view.step = t;
+  setUnit(unit);
 }
 
 let timer = 0;
@@ -266,7 +282,7 @@ document.addEventListener("keydown", (ev) => {
     if (tag === "INPUT") return; // the slider moves itself and reports through onStep
     ev.preventDefault();
     setStep(moves[ev.key](state.view.step));
-  } else if (ev.key === " " && tag !== "BUTTON") {
+  } else if (ev.key === " " && !ev.target.closest("button, summary, a, [role=button]")) {
     ev.preventDefault();
     togglePlay();
   }
@@ -321,21 +337,40 @@ function scheduleMatrices() {
   }, 200);
 }
 
-// ── interventions ─────────────────────────────────────────────────────────────────────
-// The run's request with the interventions added; the difference from the run itself is
-// drawn for the layer shown. The result is kept for its base run, so a layer change redraws.
-async function runInterventions(items) {
+// ── lab variants of the run: interventions, connectivity ─────────────────────────────────
+// The run's request plus a few fields, for one view. Each (run, fields) is asked once and
+// kept, so a layer change redraws without a request; only the newest ask of a view lands —
+// an answer for an older run or an older ask comes back as null, so quick clicks, layer
+// changes and back/forward never draw a stale result.
+const variants = {};  // view → {base, key, promise}
+function runVariant(view, extra) {
   const base = state.request;
-  if (!base) return;
+  const key = JSON.stringify(extra);
+  const asked = variants[view];
+  if (asked && asked.base === base && asked.key === key) return asked.promise;
+  const mine = { base, key };
+  mine.promise = api.run({ ...base, ...extra }).then(
+    (result) => (variants[view] === mine && state.request === base ? result : null),
+    (err) => {
+      if (variants[view] !== mine) return null;
+      delete variants[view];  // a refused ask may be asked again, after a change
+      throw err;
+    });
+  variants[view] = mine;
+  return mine.promise;
+}
+
+// ── interventions ─────────────────────────────────────────────────────────────────────
+async function runInterventions(items) {
+  if (!state.request) return;
   interventions.showError("");
   document.body.dataset.interventions = "running";
   try {
-    const result = await api.run({ ...base, interventions: items });
-    if (state.request !== base) return;  // a newer run came meanwhile: it starts its own
-    state.interventionRun = { base, result, items };
+    const result = await runVariant("interventions", { interventions: items });
+    if (!result) return;  // superseded: a newer run or list draws instead
     state.view.iv = formatList(items);
     writeURL("replace");
-    await drawInterventions();
+    await drawInterventions(result, items);
     document.body.dataset.interventions = "ready";
   } catch (err) {
     interventions.showError(err instanceof api.ApiError ? err.message : `The intervention could not run (${err.message}).`);
@@ -343,30 +378,32 @@ async function runInterventions(items) {
   }
 }
 
+// After a run or a layer change: the view's interventions, if they still fit the model.
 function showInterventions() {
-  const run = state.interventionRun;
-  if (run && run.base === state.request && formatList(run.items) === state.view.iv) {
-    drawInterventions();
-    return;
-  }
-  state.interventionRun = null;
   const items = parseList(state.view.iv);
-  if (!items.length) { clearInterventions(); return; }
-  interventions.setItems(items);  // from the URL: a link, back or forward
-  runInterventions(items);
+  const problem = misfit(items, state.result);
+  if (problem) {
+    state.view.iv = "";
+    interventions.setItems([]);
+    // the URL follows with the run's own write (a write here would rewrite the entry before)
+    clearInterventions(`The interventions no longer fit this run (${problem}), so they were cleared.`);
+  } else if (items.length) {
+    runInterventions(items);
+  } else {
+    clearInterventions();
+  }
 }
 
-function clearInterventions() {
+function clearInterventions(message) {
+  delete variants.interventions;
   ivMaps.update([], null, 0);
-  interventions.showSummary("Pick a region on a value heatmap (or type it), choose a value, and run: "
-    + "the maps here then show (intervened − original) for the layer shown above.");
+  interventions.showSummary(message || "Pick a region on a value heatmap (or type it), choose a value, "
+    + "and run: the maps here then show (intervened − original) for the layer shown above.");
 }
 
-async function drawInterventions() {
-  const { result: after, items } = state.interventionRun;
+async function drawInterventions(after, items) {
   const before = state.result;
   const k = state.view.layer;
-  const at = (layer, path) => path.reduce((obj, key) => obj && obj[key], layer);
   const defs = [...valuePanels(before.cell), ["∂L/∂h", ["grads", "h"], "signed"]].map(([name, path]) => [
     `Δ ${name} (intervened − original)`, difference(at(after.layers[k], path), at(before.layers[k], path)), "signed", name]);
   const T = before.steps;
@@ -387,37 +424,38 @@ async function drawInterventions() {
 
 // ── connectivity ──────────────────────────────────────────────────────────────────────
 async function computeConnectivity() {
-  const base = state.request;
-  if (!base) return;
+  if (!state.request) return;
   connectivity.setRunning(true);
   connectivity.showError("");
   document.body.dataset.connectivity = "running";
   try {
-    const result = await api.run({ ...base, connectivity: true });
-    if (state.request !== base) return;
-    state.connectivityRun = { base, result };
+    const result = await runVariant("connectivity", { connectivity: true });
+    if (!result) return;
     state.view.conn = 1;
     writeURL("replace");
-    await showConnectivity();
+    const k = state.view.layer;
+    await connectivity.update(result.layers[k].connectivity, result.tokens, k);
     document.body.dataset.connectivity = "ready";
   } catch (err) {
     connectivity.showError(err instanceof api.ApiError ? err.message : `Connectivity could not be computed (${err.message}).`);
+    state.view.conn = 0;  // not asked again on every later run
+    writeURL("replace");
     document.body.dataset.connectivity = "error";
   } finally {
     connectivity.setRunning(false);
   }
 }
 
-async function showConnectivity() {
-  const run = state.connectivityRun;
-  if (!state.view.conn) {
-    connectivity.clear("Press the button: one backward pass per step, so it takes a moment for long sequences.");
-  } else if (run && run.base === state.request) {
-    const k = state.view.layer;
-    await connectivity.update(run.result.layers[k].connectivity, run.result.tokens, k);
-  } else {
-    computeConnectivity();
-  }
+function showConnectivity() {
+  if (state.view.conn) computeConnectivity();
+  else connectivity.clear("Press the button: one backward pass per step, so it takes a moment for long sequences.");
+}
+
+function hideConnectivity() {
+  state.view.conn = 0;
+  delete variants.connectivity;
+  showConnectivity();
+  writeURL("replace");
 }
 
 // ── the gradient race ───────────────────────────────────────────────────────────────────
@@ -488,6 +526,7 @@ async function restore({ push }) {
     return;
   }
   state.view = view;
+  interventions.setItems(parseList(view.iv));  // back/forward brings its own list
   if (sameConfig(config, state.ranConfig) && state.result) {
     clampView();
     await drawResult();
@@ -521,7 +560,7 @@ function modelInfo(request) {
 // A trained preset in one click: the model, the example its card suggests, its task's loss,
 // and the property its units are known for.
 async function loadPreset(id) {
-  const info = (state.models || []).find((m) => m.model_id === id);
+  const info = modelInfo({ weights: { model_id: id } });
   if (!info) return;
   if (state.running) await state.inflight;
   const config = configForModel(controls.read(), info);

@@ -307,13 +307,14 @@ def click_cell(page: Page, x: float, y: float, which: int = 0, plots: str = "#va
     }"""
     page.evaluate("([which, sel]) => document.querySelectorAll(sel)[which]"
                   ".scrollIntoView({block: 'center'})", [which, plots])  # clear of the stepper
-    where = page.evaluate(locate, [x, y, which, plots])
-    for _ in range(40):
+    where, settled = page.evaluate(locate, [x, y, which, plots]), False
+    for _ in range(40):  # no event says "layout done": poll until two reads agree
         page.wait_for_timeout(50)
         now = page.evaluate(locate, [x, y, which, plots])
-        if now == where:
+        settled, where = now == where, now
+        if settled:
             break
-        where = now
+    assert settled, f"point ({x}, {y}) of {plots}[{which}] kept moving for 2 s"
     px, py = where
     page.mouse.move(px - 3, py)  # Plotly reports a hover first, then the click
     page.mouse.move(px, py)

@@ -48,6 +48,9 @@ def test_connectivity_is_computed_drawn_per_layer_and_linked(page, server):
     page.goto(page.url)
     wait_connectivity(page)
     np.testing.assert_allclose(shown(page), result.layers[1].connectivity, rtol=1e-12)
+    page.get_by_role("button", name="Hide").click()
+    expect(page).not_to_have_url(re.compile("conn="))
+    assert page.evaluate("document.getElementById('connectivity-plot').data") is None
 
 
 def test_too_long_for_connectivity_is_refused_with_the_limit(pages, server):
@@ -58,3 +61,13 @@ def test_too_long_for_connectivity_is_refused_with_the_limit(pages, server):
     page.wait_for_function("document.body.dataset.connectivity === 'error'")
     expect(page.locator("#error-connectivity")).to_contain_text("512")
     expect(page.locator("#connectivity-run")).to_be_enabled()
+    # a refused ask is not repeated by the next run
+    asked = []
+    page.on("request", lambda r: asked.append(r.post_data or "") if "/run" in r.url else None)
+    page.locator("#seed").fill("1")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_function("document.body.dataset.state === 'ready'")
+    # connectivity would have been asked, synchronously, while the result was drawn
+    assert page.evaluate("document.body.dataset.connectivity") == "error"
+    assert len(asked) == 1 and '"connectivity"' not in asked[0]
+    expect(page.locator("#error-connectivity")).to_be_hidden()

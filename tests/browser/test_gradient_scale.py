@@ -1,6 +1,7 @@
 """The gradient maps' log colour scale: a vanishing gradient shows its whole fall (each
 cell coloured by sign(v)·log₁₀(|v| / floor) / 6, floor = 10⁻⁶ of the map's largest |v|),
-the hover still reads the value itself, and the choice is in the URL."""
+the numbers behind the map (what hover and exports read) stay the values themselves, and
+the choice is in the URL."""
 
 from __future__ import annotations
 

@@ -97,7 +97,14 @@ def test_a_linked_experiment_with_two_interventions_reproduces(page, server):
     shown = shown_differences(page)
     for name, diff in want.items():
         np.testing.assert_allclose(shown[name], diff, rtol=1e-12, atol=1e-15, err_msg=name)
-    # removing one and clearing: the URL follows
+    # removing one (✕) and running the rest; then clearing: the URL follows
+    page.get_by_role("button", name=re.compile(r"^Remove: layer 0: c")).click()
+    expect(page.locator("#iv-list li")).to_have_count(1)
+    page.get_by_role("button", name="Run with interventions").click()  # the form holds o's
+    expect(page).to_have_url(re.compile(r"iv=0%3Ao%3A6-9%3A0-0%3A0$"))
+    wait_interventions(page)
+    want, _, _ = expected_differences(page.evaluate("window.gatescope.state.request"), ivs[1:])
+    np.testing.assert_allclose(shown_differences(page)["h"], want["h"], rtol=1e-12, atol=1e-15)
     page.get_by_role("button", name="Clear").click()
     expect(page).not_to_have_url(re.compile("iv="))
     expect(page.locator("#iv-maps .map")).to_have_count(0)
@@ -140,3 +147,19 @@ def test_the_picker_refuses_a_map_nothing_can_replace(page, server):
     assert page.locator("#iv-target").input_value() == "h"
     assert [page.locator(f"#iv-{k}").input_value() for k in ("t0", "t1", "u0", "u1")] == \
         ["1", "3", "0", "2"]
+
+
+def test_interventions_that_no_longer_fit_are_dropped_and_history_restores_them(page, server):
+    open_page(page, server, "?H=5&seq=abcdefghij&iv=0:f:2-4:*:1")
+    wait_interventions(page)
+    page.locator("#cell").select_option("gru")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#iv-summary")).to_contain_text("no longer fit this run (a GRU has no f)")
+    expect(page).not_to_have_url(re.compile("iv="))
+    expect(page.locator("#iv-list li")).to_have_count(0)
+    expect(page.locator("#iv-maps .map")).to_have_count(0)
+    page.go_back()  # the LSTM link again: its list and its differences come back
+    wait_interventions(page)
+    expect(page.locator("#iv-list li")).to_have_text(
+        ["layer 0: f ← 1 for every unit at steps 2–3 ✕"])
+    expect(page.locator("#iv-maps .map")).to_have_count(7)

@@ -80,6 +80,14 @@ def test_a_preset_loads_with_its_example_and_shows_five_guesses_per_step(page, s
                                -np.sort(-probs, axis=1)[:, :5], rtol=1e-6)
     for t, step in enumerate(top):
         np.testing.assert_allclose([p for _, p in step], probs[t, [j for j, _ in step]], rtol=1e-6)
+    # the cursor's column follows the step
+    expect(page.locator("#predictions .pred-col.current")).to_have_count(1)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    current = page.locator("#predictions .pred-col").evaluate_all(
+        "cols => cols.findIndex(c => c.classList.contains('current'))")
+    assert current == 2 == page.evaluate("window.gatescope.state.view.step")
     first = page.locator("#predictions .pred-col").first.locator(".pred-guess").first
     expect(first).to_have_text(info["labels"][top[0][0][0]])
     assert page.locator("#preset").input_value() == info["model_id"]

@@ -15,7 +15,7 @@ READY = {
     "interventions": "document.body.dataset.interventions === 'ready'",
     "connectivity": "document.body.dataset.connectivity === 'ready'",
     "formula": "!!document.body.dataset.matrices",
-    "tbptt": "true",
+    "tbptt": "true",  # its two stops wait for their own signs below
     "value-maps": "document.querySelectorAll('#value-maps .map').length > 0",
     "saturation": "document.querySelectorAll('#saturation-plots .satplot').length > 0",
 }
@@ -50,8 +50,11 @@ def test_every_stop_of_the_tour_opens_its_view(pages, server):
         if n == 2:  # the explosion stop: the RNN's line says it explodes
             expect(page.locator("#race-horizons li[data-cell=rnn_tanh]")).to_contain_text(
                 "explodes")
-        if section == "tbptt" and "k=" in href:
+        if section == "tbptt" and "k=" in href:  # the truncation stop: compared with full BPTT
             page.wait_for_function("document.body.dataset.tbptt === '10'", timeout=60_000)
+        if "clip=" in href:  # the clipping stop: the norms before and after are stated
+            expect(page.locator("#clip-summary")).to_have_attribute("data-clipped", re.compile("."))
+            expect(page.locator("#clip-summary")).to_contain_text("‖∇θ‖")
         shot(page, f"tour-{n}")
         page.close()
 

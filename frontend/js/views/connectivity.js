@@ -7,12 +7,14 @@ import { MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken } from "../config.js";
 
 export const DECADES = 6; // the colour scale spans at most 6 decades; below is the darkest colour
 
-export function createConnectivity(root, { onCompute, onPick, tooltip }) {
+export function createConnectivity(root, { onCompute, onHide, onPick, tooltip }) {
   const plot = root.querySelector("#connectivity-plot");
   const summary = root.querySelector("#connectivity-summary");
   const button = root.querySelector("#connectivity-run");
   const error = root.querySelector("#error-connectivity");
+  const hide = root.querySelector("#connectivity-hide");
   button.addEventListener("click", () => onCompute());
+  hide.addEventListener("click", () => onHide());
   let shown = null; // {data, T, tokens}
 
   function setRunning(running) { button.disabled = running; root.setAttribute("aria-busy", String(running)); }
@@ -21,6 +23,8 @@ export function createConnectivity(root, { onCompute, onPick, tooltip }) {
   function clear(message) {
     Plotly.purge(plot);
     shown = null;
+    hide.hidden = true;
+    showError("");
     delete root.dataset.layer;
     summary.textContent = message;
   }
@@ -60,6 +64,7 @@ export function createConnectivity(root, { onCompute, onPick, tooltip }) {
                             title: { text: "log₁₀", font: { size: 10 } } } },
     };
     shown = { data: arr.data, T, tokens };
+    hide.hidden = false;
     plot.gsValues = { data: arr.data, shape: [T, T] }; // the numbers behind the map
     root.dataset.layer = String(layer);
     await Plotly.react(plot, [

@@ -40,6 +40,7 @@ export function createControls(form, { onSubmit, onUpload, onPreset }) {
     // the readout's losses need a model that has one
     const chosen = !random && models.find((m) => m.model_id === el("model").value);
     for (const option of form.querySelectorAll(".needs-readout")) option.disabled = !(chosen && chosen.readout);
+    if (el("loss").selectedOptions[0]?.disabled) el("loss").value = "last";  // not this model's
     el("preset").value = !random && models.some((m) => m.preset && m.model_id === el("model").value) ? el("model").value : "";
   }
 

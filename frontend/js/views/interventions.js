@@ -16,17 +16,34 @@ export function formatList(list) {
     iv.units ? `${iv.units[0]}-${iv.units[iv.units.length - 1]}` : "*", iv.value].join(":")).join(",");
 }
 
+// An item that does not read as one (a hand-edited link) is left out.
+const ITEM = /^(\d+):([a-z]):(\d+)-(\d+):(\*|(\d+)-(\d+)):(-?[\d.]+(?:e[+-]?\d+)?)$/;
+export const MAX_UNITS = 1024;  // the API's largest hidden size
+
 export function parseList(text) {
   if (!text) return [];
   return String(text).split(",").map((item) => {
-    const [layer, target, steps, units, value] = item.split(":");
-    const [start, stop] = steps.split("-").map(Number);
-    const range = units === "*" ? null : units.split("-").map(Number);
-    const iv = { layer: Number(layer), target, start, stop, value: Number(value),
-                 units: range ? Array.from({ length: range[1] - range[0] + 1 }, (_, k) => range[0] + k) : null };
-    const numbers = [iv.layer, start, stop, iv.value, ...(range || [])];
-    return numbers.every(Number.isFinite) ? iv : null;
+    const m = ITEM.exec(item);
+    if (!m) return null;
+    const [layer, start, stop, value] = [m[1], m[3], m[4], m[8]].map(Number);
+    const [u0, u1] = [Number(m[6]), Number(m[7])];
+    if (!(start < stop) || !Number.isFinite(value) || (m[5] !== "*" && !(u0 <= u1 && u1 < MAX_UNITS))) return null;
+    const units = m[5] === "*" ? null : Array.from({ length: u1 - u0 + 1 }, (_, k) => u0 + k);
+    return { layer, target: m[2], start, stop, units, value };
   }).filter(Boolean);
+}
+
+// Why a list cannot run on a result ("" when it can): a target the cell lacks, a layer,
+// step or unit past the model's.
+export function misfit(items, result) {
+  const targets = targetsOf(result.cell);
+  for (const iv of items) {
+    if (!targets.includes(iv.target)) return `a ${CELLS[result.cell].label} has no ${iv.target}`;
+    if (iv.layer >= result.num_layers) return `there is no layer ${iv.layer}`;
+    if (iv.stop > result.steps) return `step ${iv.stop - 1} is past the last step, ${result.steps - 1}`;
+    if (iv.units && iv.units[iv.units.length - 1] >= result.hidden_size) return `unit ${iv.units[iv.units.length - 1]} is past the last unit, ${result.hidden_size - 1}`;
+  }
+  return "";
 }
 
 export function describe(iv) {
@@ -55,6 +72,7 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
   let corner = null;  // the first corner picked on a heatmap: {t, unit}
   let picking = false;
   let limits = { T: 1, H: 1, L: 1 };
+  let wanted = null;  // a target from the URL, kept until the cell's options exist
 
   function showError(message) { error.textContent = message || ""; error.hidden = !message; }
 
@@ -85,8 +103,12 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
     items = [...items, iv];
     renderList();
   });
+  // Run: the list, with the form's entry added unless the list holds it already — so an
+  // entry picked or edited in the form always takes part (later entries win where they overlap)
   $("iv-run").addEventListener("click", () => {
-    if (!items.length) { const iv = readForm(); if (!iv) return; items = [iv]; renderList(); }
+    const iv = readForm();
+    if (!iv) return;
+    if (!items.some((x) => formatList([x]) === formatList([iv]))) { items = [...items, iv]; renderList(); }
     onRun(items);
   });
   $("iv-clear").addEventListener("click", () => { items = []; renderList(); onClear(); });
@@ -132,10 +154,13 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
     limits = { T: result.steps, H: result.hidden_size, L: result.num_layers };
     const names = targetsOf(result.cell);
     if (names.join() !== [...target.options].map((o) => o.value).join()) {
-      const keep = target.value;
+      const keep = wanted ?? target.value;
       target.replaceChildren(...names.map((g) => new Option(`${g} — ${GATE_TITLES[g]}`, g)));
       if (names.includes(keep)) target.value = keep;
+    } else if (wanted && names.includes(wanted)) {
+      target.value = wanted;
     }
+    wanted = null;
   }
 
   // A click on value heatmap `key` (a gate, c or h) of `layer`: one corner, then the other.
@@ -167,6 +192,7 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
     renderList();
     const last = items[items.length - 1];
     if (!last) return;
+    wanted = last.target;  // applied now if the cell's options are there, else by setModel
     if ([...target.options].some((o) => o.value === last.target)) target.value = last.target;
     fields.layer.value = String(last.layer);
     fields.t0.value = String(last.start);

@@ -20,19 +20,23 @@ export function createPredictions(root) {
   const grid = root.querySelector("#predictions-grid");
   const help = root.querySelector("#predictions-help");
   let columns = [];
+  let lefts = null;  // each column's offset in the grid, measured once (a step reads no layout)
+  let view = null;   // the grid's visible width and scroll position, kept up to date
+  grid.addEventListener("scroll", () => { if (view) view.scroll = grid.scrollLeft; }, { passive: true });
+  window.addEventListener("resize", () => { lefts = null; });
   let current = -1;
 
-  // result: a /run result; labels: the model's K label names; nextIsTarget: the labels are the
-  // input's characters and each step predicts the next one (a character model).
-  function update(result, labels) {
+  // result: a /run result; labels: the model's K label names; nextIsTarget: each step
+  // predicts the next character (a character model), which is then outlined among the guesses.
+  function update(result, labels, nextIsTarget = false) {
     const probs = result.outputs && result.outputs.probs;
     root.hidden = !probs;
     columns = [];
+    lefts = null;
     current = -1;
     if (!probs) { grid.replaceChildren(); return; }
     const tokens = result.tokens || null;
     const names = labels || Array.from({ length: probs.shape[1] }, (_, j) => String(j));
-    const nextIsTarget = !!tokens && !!labels && tokens.every((tok) => labels.includes(tok));
     const top = topK(probs);
     grid.gsTop = top; // for tests and the console: what the grid shows
     const frag = document.createDocumentFragment();
@@ -45,7 +49,7 @@ export function createPredictions(root) {
       head.textContent = tokens ? showToken(tokens[t]) : String(t);
       head.title = `step ${t}`;
       col.append(head);
-      const next = nextIsTarget && t + 1 < tokens.length ? tokens[t + 1] : null;
+      const next = nextIsTarget && tokens && t + 1 < tokens.length ? tokens[t + 1] : null;
       for (const [j, p] of guesses) {
         const cell = document.createElement("div");
         cell.className = "pred-guess";
@@ -62,7 +66,7 @@ export function createPredictions(root) {
       columns.push(col);
     });
     grid.replaceChildren(frag);
-    help.textContent = nextIsTarget
+    help.textContent = nextIsTarget && tokens
       ? "Under each character, the five most likely next characters (darker: more probable); outlined: the character that really comes next."
       : "Under each input step, the readout's five most likely labels (darker: more probable).";
   }
@@ -74,10 +78,14 @@ export function createPredictions(root) {
     const col = columns[t];
     if (!col) return;
     col.classList.add("current");
-    // keep the cursor's column in view without scrolling the page
-    const left = col.offsetLeft; // the grid is positioned: offsets are within it
-    if (left < grid.scrollLeft || left + col.offsetWidth > grid.scrollLeft + grid.clientWidth) {
-      grid.scrollLeft = left - grid.clientWidth / 2;
+    // keep the cursor's column in view, without scrolling the page or reading layout per step
+    if (!lefts) {
+      lefts = columns.map((c) => c.offsetLeft);  // the grid is positioned: offsets are within it
+      view = { width: grid.clientWidth, scroll: grid.scrollLeft };
+    }
+    const right = lefts[t] + (lefts[1] ?? 30) - (lefts[0] ?? 0);
+    if (lefts[t] < view.scroll || right > view.scroll + view.width) {
+      grid.scrollLeft = view.scroll = Math.max(0, lefts[t] - view.width / 2);
     }
   }
 

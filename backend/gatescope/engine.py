@@ -145,13 +145,15 @@ def backward(
         dH = np.empty((T, N, H), dt)
         dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
         local = trace.local  # every step's local derivatives, in a few array operations
+        Local = type(local)
+        per_step = list(zip(*local, strict=True))  # step t's views of every local array, at once
         dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
         dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
         with step_loop_threads():
             for t in reversed(range(T)):
                 dh = np.add(d_external[t], dh_carry, out=dH[t])
-                local_t = type(local)(*(a[t] for a in local))
-                dc, dh_prev, dc_prev = cell.step_backward(local_t, dh, dc_carry, W_hh, dA[t])
+                dc, dh_prev, dc_prev = cell.step_backward(Local(*per_step[t]), dh, dc_carry, W_hh,
+                                                          dA[t])
                 if dC is not None:
                     dC[t] = dc
                 if truncate is not None and t > 0 and t % truncate == 0:

@@ -134,16 +134,19 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, s: Step,
     np.add(xw[:, :2 * H], hw[:, :2 * H], out=s.pre[:, :2 * H])
     sigmoid(s.pre[:, :2 * H], out=s.act[:, :2 * H])
     r, z = s.act[:, :H], s.act[:, H:2 * H]
-    apply(clamps, {"r": r, "z": z})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"r": r, "z": z})
     np.add(hw[:, 2 * H:], b_hn, out=s.hn)
     np.multiply(r, s.hn, out=s.pre[:, 2 * H:])  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
     np.add(s.pre[:, 2 * H:], xw[:, 2 * H:], out=s.pre[:, 2 * H:])
     n = np.tanh(s.pre[:, 2 * H:], out=s.act[:, 2 * H:])
-    apply(clamps, {"n": n})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"n": n})
     np.subtract(s.h_prev, n, out=s.h)  # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
     np.multiply(s.h, z, out=s.h)
     np.add(s.h, n, out=s.h)
-    apply(clamps, {"h": s.h})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"h": s.h})
 
 
 def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,

@@ -143,13 +143,16 @@ def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
     sigmoid(s.pre, out=s.act)  # i, f, o; the g block is overwritten next
     np.tanh(s.pre[:, 2 * H:3 * H], out=s.act[:, 2 * H:3 * H])
     i, f, g, o = s.act[:, :H], s.act[:, H:2 * H], s.act[:, 2 * H:3 * H], s.act[:, 3 * H:]
-    apply(clamps, {"i": i, "f": f, "g": g, "o": o})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"i": i, "f": f, "g": g, "o": o})
     np.multiply(f, s.c_prev, out=s.c)  # c' = f ⊙ c + i ⊙ g
     np.add(s.c, i * g, out=s.c)
-    apply(clamps, {"c": s.c})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"c": s.c})
     np.tanh(s.c, out=s.tanh_c)
     np.multiply(o, s.tanh_c, out=s.h)  # h' = o ⊙ tanh(c')
-    apply(clamps, {"h": s.h})
+    if clamps:  # most runs have none: skip building the dict
+        apply(clamps, {"h": s.h})
 
 
 def step_backward(local: Local, dh: np.ndarray, dc_next: np.ndarray, W_hh: np.ndarray,

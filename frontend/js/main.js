@@ -546,6 +546,7 @@ async function refreshModels(selected) {
   try {
     state.models = await api.listModels();
     controls.setModels(state.models, selected);
+    tour.setModels(state.models);
   } catch (err) {
     showError(err);
   }

@@ -139,7 +139,7 @@ export function createFindUnits(root, { onUnit }) {
       margin: { ...MARGIN, t: 8, b: 34, r: 52 }, uirevision: "keep", hovermode: "x unified",
       xaxis: { title: { text: "t", standoff: 2 }, tickfont: { size: 10 } },
       yaxis: { title: { text: PROPERTIES[select.value].label, font: { size: 11 } }, tickfont: { size: 10 } },
-      yaxis2: { overlaying: "y", side: "right", title: { text: `h_t[${follow}]`, font: { size: 11 } }, tickfont: { size: 10 } },
+      yaxis2: { overlaying: "y", side: "right", zeroline: false, showgrid: false, title: { text: `h_t[${follow}]`, font: { size: 11 } }, tickfont: { size: 10 } },
       legend: { orientation: "h", y: 1.12, x: 0 },
     }, { ...PLOT_CONFIG, toImageButtonOptions: { ...PLOT_CONFIG.toImageButtonOptions, filename: "gatescope-find-units" } });
   }

@@ -32,27 +32,51 @@ export const STOPS = [
   { title: "What depends on what", section: "connectivity",
     query: { cell: "lstm", H: 32, fb: 1, seq: "a cat sat on a mat with a hat", conn: 1 },
     text: "Connectivity: how strongly the state after each character depends on each earlier one. Far-back characters fade — how fast is the memory the lecture is about." },
+  { title: "What a trained LSTM's units learn", section: "find-units",
+    preset: { task: "bracket_depth", cell: "lstm" },  // its model id and example come from the server
+    text: "An LSTM trained to output the bracket depth after each character (a bundled preset). Find units ranks its units by how closely h_t follows the depth: several track it almost perfectly — a counter nobody programmed. The predictions under the heatmaps show its answers." },
 ];
 
+let presets = [];  // the server's bundled models, for stops that open one
+
+// The stop's preset as GET /api/v1/models lists it, or undefined.
+function presetOf(stop) {
+  return stop.preset && presets.find((m) => m.preset && m.cell === stop.preset.cell
+    && (m.task || "").split(":")[0] === stop.preset.task);
+}
+
+// The link of stop n (0-based), or "" when it needs a preset the server does not have.
 export function stopURL(n) {
+  const stop = STOPS[n];
+  let query = stop.query;
+  if (stop.preset) {
+    const model = presetOf(stop);
+    if (!model) return "";
+    query = { w: "model", model: model.model_id, loss: "task", seq: model.card.example };
+  }
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(STOPS[n].query)) q.set(k, String(v));
+  for (const [k, v] of Object.entries(query)) q.set(k, String(v));
   q.set("tour", String(n + 1));
-  return `?${q.toString()}#${STOPS[n].section}`;
+  return `?${q.toString()}#${stop.section}`;
 }
 
 const SKIPPED = "gatescope.tourSkipped";
 
 export function createTour(root, banner, { onEnd }) {
   const list = root.querySelector("#tour-stops");
-  list.replaceChildren(...STOPS.map((stop, n) => {
-    const li = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = stopURL(n);
-    a.textContent = stop.title;
-    li.append(a);
-    return li;
-  }));
+  let shown = 0;
+  function render() {
+    list.replaceChildren(...STOPS.map((stop, n) => {
+      const li = document.createElement("li");
+      const href = stopURL(n);
+      const a = document.createElement(href ? "a" : "span");
+      if (href) a.href = href; else a.title = "needs the bundled presets, which this server lacks";
+      a.textContent = stop.title;
+      li.append(a);
+      return li;
+    }));
+    show(shown);
+  }
   root.querySelector("#tour-skip").addEventListener("click", () => {
     root.open = false;
     try { localStorage.setItem(SKIPPED, "1"); } catch { /* private mode: just close */ }
@@ -64,6 +88,7 @@ export function createTour(root, banner, { onEnd }) {
 
   // n: the stop shown (1-based; 0 = none).
   function show(n) {
+    shown = n;
     if (!(n >= 1 && n <= STOPS.length)) { banner.hidden = true; return; }
     const stop = STOPS[n - 1];
     banner.hidden = false;
@@ -80,5 +105,12 @@ export function createTour(root, banner, { onEnd }) {
     list.children[n - 1].setAttribute("aria-current", "step");
   }
 
-  return { show };
+  // The server's models: the links of stops that open a preset.
+  function setModels(models) {
+    presets = models;
+    render();
+  }
+
+  render();
+  return { show, setModels };
 }

@@ -18,6 +18,7 @@ import numpy as np
 from . import engine, jacobians, objective
 from .cells import CELLS, Cell, Trace
 from .cells.clamps import Clamp
+from .clipping import clip_grad_norm, coefficient
 from .engine import StateDict, param_names
 from .errors import ModelNotFoundError, invalid
 from .inputs import default_vocab, encode_text, encode_values
@@ -282,15 +283,11 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
 
 
 def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
-    """Scale every parameter gradient in place (the readout's included), as
-    torch.nn.utils.clip_grad_norm_ over all parameters does:
-    total = ‖all gradients‖₂, coefficient min(1, max_norm / (total + 1e−6))."""
-    total = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
-    coef = min(1.0, max_norm / (total + 1e-6))
-    if coef < 1.0:
-        for g in grads.values():
-            g *= coef
-    return {"total": total, "clipped": total * coef}
+    """Scale every parameter gradient in place (the readout's included) as
+    torch.nn.utils.clip_grad_norm_ over all parameters does; the norm before and after."""
+    total = clip_grad_norm(grads, max_norm)
+    dtype = next(iter(grads.values())).dtype
+    return {"total": total, "clipped": total * coefficient(total, max_norm, dtype)}
 
 
 def _all_norms(cell: Cell, traces: list[Trace], W_hh: list[np.ndarray]

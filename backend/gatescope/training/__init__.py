@@ -4,7 +4,8 @@
     data = model_bytes(result)          # a .safetensors file: tensors, metadata, model card
 """
 
-from .adam import Adam, clip_grad_norm
+from ..clipping import clip_grad_norm
+from .adam import Adam
 from .save import model_bytes, safetensors_bytes
 from .trainer import (
                       TrainConfig,

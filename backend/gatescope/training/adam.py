@@ -1,4 +1,4 @@
-"""torch.optim.Adam and torch.nn.utils.clip_grad_norm_, in NumPy, operation for operation.
+"""torch.optim.Adam in NumPy, operation for operation (clip_grad_norm_ is gatescope.clipping).
 
 Adam with PyTorch's defaults (betas (0.9, 0.999), eps 1e−8, no weight decay, not AMSGrad),
 step t = 1, 2, …:
@@ -43,21 +43,3 @@ class Adam:
             v += (1 - beta2) * g * g
             denom = np.sqrt(v) / bc2_sqrt + self.eps
             p -= step_size * m / denom
-
-
-def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
-    """Scale every gradient in place as torch.nn.utils.clip_grad_norm_ does; returns the
-    total norm before clipping.
-
-        total = ‖(‖g_1‖₂, ‖g_2‖₂, …)‖₂,   g ← g · min(1, max_norm / (total + 1e−6))
-
-    computed in the gradients' dtype, as torch does.
-    """
-    dtype = next(iter(grads.values())).dtype
-    norms = np.array([np.linalg.norm(g.ravel()) for g in grads.values()], dtype)
-    total = np.linalg.norm(norms)
-    coef = min(dtype.type(max_norm) / (total + dtype.type(1e-6)), dtype.type(1.0))
-    if coef < 1:  # torch multiplies by 1.0 too, which changes nothing
-        for g in grads.values():
-            g *= coef
-    return float(total)

@@ -36,11 +36,12 @@ import numpy as np
 
 from .. import engine, readout, tasks, units
 from ..cells import CELLS, Cell
+from ..clipping import clip_grad_norm
 from ..engine import StateDict
 from ..limits import MAX_HIDDEN, MAX_LAYERS
 from ..tasks import Task, one_hot
 from ..weights import pytorch_init
-from .adam import Adam, clip_grad_norm
+from .adam import Adam
 
 DTYPES = ("float32", "float64")
 

@@ -147,6 +147,12 @@ function showError(err) {
   }
 }
 
+// A lab view's error in words: the server's message (it names the field and the limit), or
+// what could not be done and why.
+function failure(err, what) {
+  return err instanceof api.ApiError ? err.message : `${what} (${err.message}).`;
+}
+
 // x_t of the first layer, for the step panel: one-hot over the vocab, or the numbers.
 function inputsOf(request, result) {
   if (request.input.values) return request.input.values.map((row) => Float64Array.from(row));
@@ -192,7 +198,7 @@ async function drawResult() {
   const nextChar = state.request.loss.type === "next_token" || /^char_lm\b/.test(info?.task || "");
   predictions.update(res, info?.labels, nextChar);
   renderStep();
-  compareTruncation(state.request, res);
+  compareTruncation(res);
   describeClipping(res);
   findUnits.update(res, state.view.layer, state.view.unit);
   interventions.setModel(res);
@@ -303,17 +309,17 @@ function describeClipping(res) {
     : `The parameter gradients' total norm ‖∇θ‖ = ${fmt(total, 6)} is within the threshold: nothing is clipped.`;
 }
 
-// With a truncation window, the same request with full BPTT, for the comparison view.
-async function compareTruncation(request, result) {
+// With a truncation window, the same request with full BPTT, for the comparison view
+// (asked once per run: a layer change redraws the rest without asking again).
+async function compareTruncation(result) {
   if (!result.truncate) { tbptt.clear(); return; }
   try {
-    const { truncate: _, ...fullRequest } = request;
-    const full = await api.run(fullRequest);
-    if (state.request !== request) return;  // a newer run came meanwhile
+    const full = await runVariant("tbptt", { truncate: null });
+    if (!full) return;  // a newer run came meanwhile
     await tbptt.update(result, full);
     document.body.dataset.tbptt = String(result.truncate);
   } catch (err) {
-    tbptt.showError(err instanceof api.ApiError ? err.message : `The comparison could not run (${err.message}).`);
+    tbptt.showError(failure(err, "The comparison could not run"));
   }
 }
 
@@ -332,12 +338,12 @@ function scheduleMatrices() {
       await formula.showMatrices(jac, result.cell, result.tokens);
       document.body.dataset.matrices = `${step}/${layer}`;
     } catch (err) {
-      formula.showError(err instanceof api.ApiError ? err.message : `The matrices could not be drawn (${err.message}).`);
+      formula.showError(failure(err, "The matrices could not be drawn"));
     }
   }, 200);
 }
 
-// ── lab variants of the run: interventions, connectivity ─────────────────────────────────
+// ── lab variants of the run: full BPTT, interventions, connectivity ──────────────────────
 // The run's request plus a few fields, for one view. Each (run, fields) is asked once and
 // kept, so a layer change redraws without a request; only the newest ask of a view lands —
 // an answer for an older run or an older ask comes back as null, so quick clicks, layer
@@ -373,7 +379,7 @@ async function runInterventions(items) {
     await drawInterventions(result, items);
     document.body.dataset.interventions = "ready";
   } catch (err) {
-    interventions.showError(err instanceof api.ApiError ? err.message : `The intervention could not run (${err.message}).`);
+    interventions.showError(failure(err, "The intervention could not run"));
     document.body.dataset.interventions = "error";
   }
 }
@@ -437,7 +443,7 @@ async function computeConnectivity() {
     await connectivity.update(result.layers[k].connectivity, result.tokens, k);
     document.body.dataset.connectivity = "ready";
   } catch (err) {
-    connectivity.showError(err instanceof api.ApiError ? err.message : `Connectivity could not be computed (${err.message}).`);
+    connectivity.showError(failure(err, "Connectivity could not be computed"));
     state.view.conn = 0;  // not asked again on every later run
     writeURL("replace");
     document.body.dataset.connectivity = "error";
@@ -488,7 +494,7 @@ async function runRace() {
     writeURL("replace");
     document.body.dataset.race = "ready";
   } catch (err) {
-    race.showError(err instanceof api.ApiError ? err.message : `The race could not run (${err.message}).`);
+    race.showError(failure(err, "The race could not run"));
     document.body.dataset.race = "error";
   } finally {
     race.setRunning(false);

@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .cells import Cell, Trace, head
-from .cells.clamps import Clamp
+from .cells.clamps import StepClamps
 
 StateDict = dict[str, np.ndarray]
 
@@ -67,9 +67,6 @@ class Gradients:
     c0: np.ndarray | None
 
 
-StepClamps = list[tuple[Clamp, ...]]  # one tuple per step: that step's interventions
-
-
 def forward(
     cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
     clamps: list[StepClamps | None] | None = None,
@@ -94,13 +91,9 @@ def forward(
         trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
         layer_clamps = clamps[k] if clamps else None
         with step_loop_threads():
-            if layer_clamps:
-                for t in range(T):
-                    cell.step_forward(xw[t], W_hhT, b_step, trace.step(t), layer_clamps[t])
-                trace.clamped = clamped_masks(layer_clamps, (T, N, h0.shape[-1]))
-            else:
-                for t in range(T):
-                    cell.step_forward(xw[t], W_hhT, b_step, trace.step(t))
+            cell.forward(xw, W_hhT, b_step, trace, layer_clamps)
+        if layer_clamps:
+            trace.clamped = clamped_masks(layer_clamps, (T, N, h0.shape[-1]))
         traces.append(trace)
         layer_input = trace.h[1:]
     return traces
@@ -144,26 +137,10 @@ def backward(
         dA = np.empty((T, N, cell.blocks * H), dt)
         dH = np.empty((T, N, H), dt)
         dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
-        local = trace.local  # every step's local derivatives, in a few array operations
-        Local = type(local)
-        per_step = list(zip(*local, strict=True))  # step t's views of every local array, at once
-        dh_carry = np.zeros((N, H), dt)  # ∂L/∂h_t arriving from step t+1
-        dc_carry = np.zeros((N, H), dt) if cell.has_cell_state else None
         with step_loop_threads():
-            for t in reversed(range(T)):
-                dh = np.add(d_external[t], dh_carry, out=dH[t])
-                dc, dh_prev, dc_prev = cell.step_backward(Local(*per_step[t]), dh, dc_carry, W_hh,
-                                                          dA[t])
-                if dC is not None:
-                    dC[t] = dc
-                if truncate is not None and t > 0 and t % truncate == 0:
-                    dh_carry = np.zeros_like(dh_carry)  # the state entering t is detached
-                    dc_carry = None if dc_carry is None else np.zeros_like(dc_carry)
-                else:
-                    dh_carry, dc_carry = dh_prev, dc_prev
-        dh0[k] = dh_carry
+            dh0[k], dc_first = cell.backward(trace.local, d_external, W_hh, truncate, dA, dH, dC)
         if dc0 is not None:
-            dc0[k] = dc_carry
+            dc0[k] = dc_first
 
         flat = dA.reshape(T * N, -1)
         if param_grads:

@@ -1,4 +1,4 @@
-"""Elementwise functions shared by the cells: exact, and quiet for any input."""
+"""Elementwise helpers shared by the cells and the request checks."""
 
 from __future__ import annotations
 
@@ -7,27 +7,6 @@ from typing import Any
 import numpy as np
 
 from .errors import invalid
-
-
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^(−x)), PyTorch's own formula, without overflow for any x.
-
-    The formula keeps full relative precision in both tails (σ(−40) ≈ 4.2e−18 keeps its
-    digits). e^(−x) overflows only for x < −log(max float); when any such x is present the
-    whole array goes through e^(−|x|) ∈ (0, 1] instead, which never overflows.
-    """
-    if x.size and x.min() < -_EXP_SAFE[x.dtype.char]:
-        e = np.exp(-np.abs(x))
-        out = np.divide(1.0, 1.0 + e, out=out)  # σ(|x|)
-        np.multiply(e, out, out=out, where=x < 0)  # σ(x) = e^(−|x|) σ(|x|) for x < 0
-        return out
-    out = np.negative(x, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1.0, out=out)
-    return np.reciprocal(out, out=out)
-
-
-_EXP_SAFE = {"f": 88.0, "d": 709.0, "e": 11.0, "g": 11356.0}  # e^x < max float below these
 
 
 def dsigmoid(s: np.ndarray) -> np.ndarray:

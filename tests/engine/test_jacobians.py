@@ -37,11 +37,12 @@ def next_state(cell, params, traces, X, k: int, t: int, state_prev: np.ndarray) 
         c_prev = state_prev
         # at t = 0, h_{−1} is an independent input: it does not follow c_{−1}
         h_prev = tr.h[0] if t == 0 else tr.gates()["o"][t - 1] * np.tanh(c_prev)
-        s = cell.new_trace(1, h_prev, c_prev).step(0)
+        one = cell.new_trace(1, h_prev, c_prev)
     else:
-        s = cell.new_trace(1, state_prev, None).step(0)
+        one = cell.new_trace(1, state_prev, None)
     folded, b_step = cell.split_recurrent_bias(b_hh)
-    cell.step_forward(x @ W_ih.T + b_ih + folded, np.ascontiguousarray(W_hh.T), b_step, s)
+    cell.forward((x @ W_ih.T + b_ih + folded)[None], np.ascontiguousarray(W_hh.T), b_step, one)
+    s = one.step(0)
     return s.c.copy() if cell.has_cell_state else s.h.copy()
 
 

@@ -7,9 +7,9 @@ import json
 import warnings
 
 import numpy as np
+import pytest
 
 import gatescope
-from gatescope.numerics import sigmoid
 
 
 def exploding_relu_request(T: int = 200) -> dict:
@@ -47,18 +47,39 @@ def test_no_warnings_when_everything_is_finite():
     assert gatescope.run(exploding_relu_request(T=20)).warnings == []
 
 
-def test_sigmoid_is_exact_and_quiet_for_any_input():
-    x = np.array([-1e4, -800.0, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0, 1e4, np.inf, -np.inf])
+SIGMOID_INPUTS = [-1e4, -800.0, -100.0, -88.5, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0, 1e4]
+
+
+def gate_sigmoids(cell: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pre-activations, σ as the cell computed it) of the first gate of a one-unit cell whose
+    pre-activation at step t is the input x_t (W_ih = 1, W_hh = 0, biases 0)."""
+    G = {"lstm": 4, "gru": 3}[cell]
+    tensors = {"weight_ih_l0": [[1.0]] * G, "weight_hh_l0": [[0.0]] * G,
+               "bias_ih_l0": [0.0] * G, "bias_hh_l0": [0.0] * G}
+    result = gatescope.run({"cell": cell, "hidden_size": 1, "dtype": dtype,
+                            "input": {"values": SIGMOID_INPUTS}, "weights": {"tensors": tensors}})
+    first = {"lstm": "i", "gru": "r"}[cell]
+    return result.layers[0].pre[first][:, 0], result.layers[0].gates[first][:, 0]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gate_sigmoid_is_pytorchs_exact_and_quiet_for_any_input(cell, dtype):
+    """σ(x) = 1 / (1 + e^(−x)), PyTorch's formula: full relative precision in both tails, 0
+    where e^(−x) overflows (as torch.sigmoid gives), and no warning or NaN for any x."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for dtype in (np.float64, np.float32):
-            s = sigmoid(x.astype(dtype))
-            assert s.dtype == dtype and np.all(np.isfinite(s))
-            assert np.all((s >= 0) & (s <= 1))
-    s = sigmoid(x)
-    np.testing.assert_allclose(s[2:8], 1 / (1 + np.exp(-x[2:8])), rtol=1e-15)
-    assert s[2] == np.exp(-40.0) / (1 + np.exp(-40.0))  # the tail keeps its digits
-    assert s[0] == 0.0 and s[8] == 1.0 and s[9] == 1.0 and s[10] == 0.0
+        x, s = gate_sigmoids(cell, dtype)
+    assert s.dtype == np.dtype(dtype) and np.all(np.isfinite(s))
+    np.testing.assert_array_equal(x, np.asarray(SIGMOID_INPUTS, dtype))
+    exact = 1.0 / (1.0 + np.exp(-np.asarray(SIGMOID_INPUTS, np.longdouble)))
+    overflows = -np.asarray(SIGMOID_INPUTS) > np.log(np.finfo(dtype).max)
+    assert np.all(s[overflows] == 0.0)  # torch.sigmoid(-100.0) is 0 in float32, too
+    tiny = np.finfo(dtype).tiny  # below it, float32/64 keep fewer digits (subnormals)
+    kept = ~overflows & (exact >= tiny)
+    np.testing.assert_allclose(s[kept], exact[kept].astype(np.float64),
+                               rtol={"float32": 3e-7, "float64": 5e-16}[dtype])
+    assert s[SIGMOID_INPUTS.index(-40.0)] > 0  # the tail keeps its digits: σ(−40) ≈ 4.2e−18
 
 
 def test_all_finite_sees_every_nan_and_inf_and_no_false_alarm():

@@ -1,4 +1,5 @@
-"""The four recurrent cells, each a step_forward / step_backward pair with a named cache.
+"""The four recurrent cells, each a forward / backward pair over the steps of one layer, with
+a named cache per step.
 
 `CELLS[name]` gathers what the engine needs to run any of them the same way.
 """
@@ -67,8 +68,10 @@ class Cell:
     new_trace(T, h0, c0): empty buffers for T steps of one layer, holding the initial state.
     split_recurrent_bias(b_hh) → (the part of b_hh folded into the input projection, the
         part the step adds itself, or None).
-    step_forward(xw_t, W_hhT, b_step, step) and step_backward(local_t, dh, dc_next, W_hh,
-        da_t): one step each way; see the cell modules.
+    forward(xw, W_hhT, b_step, trace, clamps): the recurrence over every step of one layer,
+        writing the trace; step t's named cache is trace.step(t).
+    backward(local, dh_ext, W_hh, truncate, dA, dH, dC) → (∂L/∂h_{−1}, ∂L/∂c_{−1} or None):
+        backpropagation through time for one layer; see the cell modules.
     split: (…, G·H) → {gate name: (…, H)} views ({"a": …} for the RNN's pre-activation).
     recurrent_grad: ∂L/∂(W_hh h + b_hh) from ∂L/∂(pre-activations); they differ only in
         the GRU, whose n gate sees W_hn h + b_hn through r.
@@ -80,8 +83,8 @@ class Cell:
     has_cell_state: bool
     new_trace: Callable[..., Any]
     split_recurrent_bias: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
-    step_forward: Callable[..., None]
-    step_backward: Callable[..., tuple]
+    forward: Callable[..., None]
+    backward: Callable[..., tuple]
     split: Callable[[np.ndarray], dict[str, np.ndarray]]
     recurrent_grad: Callable[[np.ndarray, Any], np.ndarray] = _same
 
@@ -91,8 +94,8 @@ def _cell(module: Any, name: str, **overrides: Any) -> Cell:
     fields = dict(
         name=name, gates=module.GATES, blocks=max(len(module.GATES), 1),
         has_cell_state=module.HAS_CELL_STATE, new_trace=module.Trace.empty,
-        split_recurrent_bias=module.split_recurrent_bias, step_forward=module.step_forward,
-        step_backward=module.step_backward, split=module.split_gates)
+        split_recurrent_bias=module.split_recurrent_bias, forward=module.forward,
+        backward=module.backward, split=module.split_gates)
     if hasattr(module, "recurrent_grad"):
         fields["recurrent_grad"] = module.recurrent_grad
     return Cell(**{**fields, **overrides})
@@ -103,5 +106,5 @@ CELLS: dict[str, Cell] = {
     "gru": _cell(gru, "gru"),
     "rnn_tanh": _cell(rnn, "rnn_tanh"),
     "rnn_relu": _cell(rnn, "rnn_relu", new_trace=partial(rnn.Trace.empty, relu=True),
-                      step_forward=partial(rnn.step_forward, relu=True)),
+                      forward=partial(rnn.forward, relu=True)),
 }

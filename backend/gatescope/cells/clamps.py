@@ -25,3 +25,6 @@ def apply(clamps: tuple[Clamp, ...], computed: dict[str, np.ndarray]) -> None:
         view = computed.get(clamp.target)
         if view is not None:
             view[:, clamp.units] = clamp.value
+
+
+StepClamps = list[tuple[Clamp, ...]]  # one tuple per step: that step's interventions

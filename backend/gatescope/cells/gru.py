@@ -19,8 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..numerics import dsigmoid, dtanh, sigmoid
-from .clamps import Clamp, apply
+from ..numerics import dsigmoid, dtanh
+from .clamps import StepClamps, apply
 
 GATES = ("r", "z", "n")
 HAS_CELL_STATE = False
@@ -122,50 +122,85 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return folded, b_hh[2 * H:]
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, s: Step,
-                 clamps: tuple[Clamp, ...] = ()) -> None:
-    """One step: reads s.h_prev; writes s.pre, s.act, s.hn, s.h.
+def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
+            clamps: StepClamps | None = None) -> None:
+    """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0];
+    writes trace.pre, act, hn, h. Step t's named cache is trace.step(t).
 
-    xw: (N, 3H) = x_t W_ihᵀ + b_ih + [b_hr, b_hz, 0].   W_hhT: (H, 3H).   b_hn: (H,).
-    clamps: interventions at this step, each applied right after its target is computed.
+    xw: (T, N, 3H) = x_t W_ihᵀ + b_ih + [b_hr, b_hz, 0] (overwritten).   W_hhT: (H, 3H).
+    b_hn: (H,).
+    clamps: None, or one tuple of interventions per step, each applied right after its
+    target is computed.
+
+    As in the LSTM, r's and z's pre-activations are held negated inside the loop (their rows
+    of W_hh and xw flipped once), so σ(x) = 1 / (1 + e^(−x)) costs one exp, one add, one
+    reciprocal; `pre` is restored exactly after the loop.
     """
-    H = s.h.shape[-1]
-    hw = s.h_prev @ W_hhT
-    np.add(xw[:, :2 * H], hw[:, :2 * H], out=s.pre[:, :2 * H])
-    sigmoid(s.pre[:, :2 * H], out=s.act[:, :2 * H])
-    r, z = s.act[:, :H], s.act[:, H:2 * H]
-    if clamps:  # most runs have none: skip building the dict
-        apply(clamps, {"r": r, "z": z})
-    np.add(hw[:, 2 * H:], b_hn, out=s.hn)
-    np.multiply(r, s.hn, out=s.pre[:, 2 * H:])  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-    np.add(s.pre[:, 2 * H:], xw[:, 2 * H:], out=s.pre[:, 2 * H:])
-    n = np.tanh(s.pre[:, 2 * H:], out=s.act[:, 2 * H:])
-    if clamps:  # most runs have none: skip building the dict
-        apply(clamps, {"n": n})
-    np.subtract(s.h_prev, n, out=s.h)  # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
-    np.multiply(s.h, z, out=s.h)
-    np.add(s.h, n, out=s.h)
-    if clamps:  # most runs have none: skip building the dict
-        apply(clamps, {"h": s.h})
+    H = trace.h.shape[-1]
+    flip = np.ones(3 * H, W_hhT.dtype)
+    flip[:2 * H] = -1.0  # r, z
+    W_hhT = W_hhT * flip
+    np.multiply(xw, flip, xw)  # the engine's own array: flipped in place
+    pre, act, h = trace.pre, trace.act, trace.h
+    steps = zip(xw[..., :2 * H], xw[..., 2 * H:], pre, pre[..., :2 * H], pre[..., 2 * H:],
+                act[..., :2 * H], act[..., :H], act[..., H:2 * H], act[..., 2 * H:], trace.hn,
+                h[:-1], h[1:], clamps or [()] * len(xw), strict=True)
+    with np.errstate(over="ignore"):  # e^(−x) → inf gives σ = 0
+        for xw_rz, xw_n, pre_t, pre_rz, pre_n, rz, r, z, n, hn, h_prev, h_t, clamp in steps:
+            np.matmul(h_prev, W_hhT, pre_t)  # −(W_hr h), −(W_hz h), W_hn h
+            np.add(xw_rz, pre_rz, pre_rz)
+            np.exp(pre_rz, rz)  # σ(x) = 1 / (1 + e^(−x)) for r, z
+            np.add(rz, 1.0, rz)
+            np.reciprocal(rz, rz)
+            if clamp:
+                apply(clamp, {"r": r, "z": z})
+            np.add(pre_n, b_hn, hn)  # hn = W_hn h + b_hn
+            np.multiply(r, hn, pre_n)  # n = tanh(W_in x + b_in + r ⊙ hn)
+            np.add(pre_n, xw_n, pre_n)
+            np.tanh(pre_n, n)
+            if clamp:
+                apply(clamp, {"n": n})
+            np.subtract(h_prev, n, h_t)  # h' = (1 − z) ⊙ n + z ⊙ h = n + z ⊙ (h − n)
+            np.multiply(h_t, z, h_t)
+            np.add(h_t, n, h_t)
+            if clamp:
+                apply(clamp, {"h": h_t})
+    np.multiply(pre, flip, pre)
 
 
-def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
-                  da: np.ndarray) -> tuple[None, np.ndarray, None]:
-    """Backward through one step.
+def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
+             dA: np.ndarray, dH: np.ndarray, dC: None = None) -> tuple[np.ndarray, None]:
+    """Backpropagation through time for one layer, t = T−1 … 0.
 
-    dh: (N, H) total ∂L/∂h_t. local: this step's local derivatives (N, …).
-    Writes da (N, 3H) = ∂L/∂(pre-activations of r, z, n).
-    Returns (None, dh_prev, None): a GRU has no cell state to carry.
+    local: every step's local derivatives, (T, N, …) (from Trace.local; N may be 1 and
+    broadcast). dh_ext: (T, N, H) ∂L/∂h_t from outside the recurrence. truncate: window k or
+    None (see lstm.backward). Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, 3H),
+    ∂L/∂(pre-activations of r, z, n). Returns ∂L/∂h_{−1} (N, H), and None: no cell state.
     """
-    H = dh.shape[-1]
-    r, z = local.r, local.z
-    da_n = np.multiply(dh, local.dh_dpre_n, out=da[:, 2 * H:])
-    np.multiply(da_n, local.dpre_n_dpre_r, out=da[:, :H])
-    np.multiply(dh, local.dh_dpre_z, out=da[:, H:2 * H])
-    dh_prev = dh * z  # h' = … + z ⊙ h, directly
-    dh_prev += da[:, :2 * H] @ W_hh[:2 * H]  # through r and z
-    dh_prev += (da_n * r) @ W_hh[2 * H:]  # through n, whose recurrent part sits behind r
-    return None, dh_prev, None
+    T, N, H = dH.shape
+    dh0 = np.zeros((N, H), dH.dtype)
+    dH[-1] = 0.0
+    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
+    W_rz, W_n = W_hh[:2 * H], W_hh[2 * H:]
+    through_rz, through_n, gated = (np.empty((N, H), dH.dtype) for _ in range(3))
+    steps = zip(dh_ext[::-1], dH[::-1], dA[::-1, :, :H], dA[::-1, :, H:2 * H],
+                dA[::-1, :, :2 * H], dA[::-1, :, 2 * H:], local.dh_dpre_n[::-1],
+                local.dpre_n_dpre_r[::-1], local.dh_dpre_z[::-1], local.r[::-1],
+                local.z[::-1], carry_to[::-1], strict=True)
+    for t, (ext, dh, da_r, da_z, da_rz, da_n, dh_dpre_n, dpre_n_dpre_r, dh_dpre_z, r, z,
+            dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+        np.add(dh, ext, dh)  # total ∂L/∂h_t: from step t+1 (already in dh) and outside
+        np.multiply(dh, dh_dpre_n, da_n)
+        np.multiply(da_n, dpre_n_dpre_r, da_r)
+        np.multiply(dh, dh_dpre_z, da_z)
+        if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
+            dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
+            continue
+        np.multiply(dh, z, dh_prev)  # h' = … + z ⊙ h, directly
+        np.add(dh_prev, np.matmul(da_rz, W_rz, through_rz), dh_prev)  # through r, z
+        np.multiply(da_n, r, gated)  # through n, whose recurrent part sits behind r
+        np.add(dh_prev, np.matmul(gated, W_n, through_n), dh_prev)
+    return dh0, None
 
 
 def recurrent_grad(da: np.ndarray, trace: Trace) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..numerics import dtanh
-from .clamps import Clamp, apply
+from .clamps import StepClamps, apply
 
 GATES: tuple[str, ...] = ()
 HAS_CELL_STATE = False
@@ -81,24 +81,44 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
     return b_hh, None
 
 
-def step_forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, s: Step,
-                 clamps: tuple[Clamp, ...] = (), relu: bool = False) -> None:
-    """One step: reads s.h_prev; writes s.pre and s.h.
+def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
+            clamps: StepClamps | None = None, relu: bool = False) -> None:
+    """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0];
+    writes trace.pre and trace.h. Step t's named cache is trace.step(t).
 
-    xw: (N, H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, H).   b_step: unused.
+    xw: (T, N, H) = x_t W_ihᵀ + b_ih + b_hh.   W_hhT: (H, H).   b_step: unused.
+    clamps: None, or one tuple of interventions per step (on h).
     """
-    np.matmul(s.h_prev, W_hhT, out=s.pre)
-    np.add(s.pre, xw, out=s.pre)
-    if relu:
-        np.maximum(s.pre, 0.0, out=s.h)
-    else:
-        np.tanh(s.pre, out=s.h)
-    if clamps:  # most runs have none: skip building the dict
-        apply(clamps, {"h": s.h})
+    h = trace.h
+    for xw_t, pre, h_prev, h_t, clamp in zip(xw, trace.pre, h[:-1], h[1:],
+                                             clamps or [()] * len(xw), strict=True):
+        np.matmul(h_prev, W_hhT, pre)  # a = W_ih x + b_ih + W_hh h + b_hh
+        np.add(pre, xw_t, pre)
+        if relu:  # h' = φ(a)
+            np.maximum(pre, 0.0, out=h_t)  # (np.maximum wants out= by keyword)
+        else:
+            np.tanh(pre, h_t)
+        if clamp:
+            apply(clamp, {"h": h_t})
 
 
-def step_backward(local: Local, dh: np.ndarray, dc_next: None, W_hh: np.ndarray,
-                  da: np.ndarray) -> tuple[None, np.ndarray, None]:
-    """Writes da (N, H) = ∂L/∂a_t from the total dh = ∂L/∂h_t; returns (None, dh_prev, None)."""
-    np.multiply(dh, local.dh_da, out=da)
-    return None, da @ W_hh, None
+def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
+             dA: np.ndarray, dH: np.ndarray, dC: None = None) -> tuple[np.ndarray, None]:
+    """Backpropagation through time for one layer, t = T−1 … 0 (see lstm.backward).
+
+    Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, H), ∂L/∂a_t. Returns ∂L/∂h_{−1}
+    (N, H), and None: no cell state.
+    """
+    T, N, H = dH.shape
+    dh0 = np.zeros((N, H), dH.dtype)
+    dH[-1] = 0.0
+    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
+    steps = zip(dh_ext[::-1], dH[::-1], dA[::-1], local.dh_da[::-1], carry_to[::-1], strict=True)
+    for t, (ext, dh, da, dh_da, dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+        np.add(dh, ext, dh)  # total ∂L/∂h_t: from step t+1 (already in dh) and outside
+        np.multiply(dh, dh_da, da)  # h = φ(a)
+        if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
+            dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
+        else:
+            np.matmul(da, W_hh, dh_prev)
+    return dh0, None

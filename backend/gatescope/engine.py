@@ -19,10 +19,12 @@ from threadpoolctl import ThreadpoolController
 
 from .cells import Cell, Trace, head
 from .cells.clamps import StepClamps
+from .memory import keep_freed_memory
 
 StateDict = dict[str, np.ndarray]
 
 _blas = ThreadpoolController()
+keep_freed_memory()  # every run allocates ~100 MB: reuse pages rather than fault in new ones
 
 
 def step_loop_threads() -> AbstractContextManager:

@@ -102,7 +102,7 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
     total2 = np.zeros(fac.alphas[names[0]].shape[:2], dtype=W_hh.dtype)  # (T, N)
     magnitude = np.zeros_like(total2)  # Σ |contributions| to total2: the rounding's scale
     for m, (a, b) in enumerate(pairs):
-        s = np.sum(fac.alphas[names[a]] * fac.alphas[names[b]] * Q[m], axis=-1)
+        s = np.vecdot(fac.alphas[names[a]] * fac.alphas[names[b]], Q[m])  # Σ_i α_a α_b Q
         if a == b:
             squares[names[a]] = s
             total2 += s
@@ -111,12 +111,11 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
             total2 += 2.0 * s
             magnitude += 2.0 * np.abs(s)
     if fac.p is not None:
-        p2 = np.sum(fac.p * fac.p, axis=-1)
-        # cross terms 2 Σ_i p_i α_k[i] W_k[i, i] d_i
-        cross = sum(fac.alphas[name] * np.diagonal(fac.Ws[name]) for name in names)
-        if fac.d is not None:
-            cross = cross * fac.d
-        cross = 2.0 * np.sum(fac.p * cross, axis=-1)
+        p2 = np.vecdot(fac.p, fac.p)
+        # cross terms 2 Σ_i p_i d_i Σ_k α_k[i] W_k[i, i]
+        pd = fac.p if fac.d is None else fac.p * fac.d
+        cross = 2.0 * sum(np.vecdot(pd * fac.alphas[name], np.diagonal(fac.Ws[name]))
+                          for name in names)
         total2 += p2 + cross
         magnitude += p2 + np.abs(cross)
     cancelled = total2 < magnitude * _CANCELLED[W_hh.dtype.char]
@@ -171,10 +170,10 @@ def flow(cell: Cell, trace: Trace, W_hh: np.ndarray, dC: np.ndarray,
     """
     fac = factors(cell, trace, W_hh)
     H = W_hh.shape[1]
-    out = {"direct": np.linalg.norm(fac.p * dC, axis=-1)}
+    out = {"direct": _norm(fac.p * dC)}
     for name, alpha in fac.alphas.items():
         back = ((alpha * dC).reshape(-1, H) @ fac.Ws[name]).reshape(dC.shape)  # one product
-        out[name] = np.linalg.norm(back * fac.d, axis=-1)
+        out[name] = _norm(back * fac.d)
     T = dC.shape[0]
     stopped = np.zeros(T, dtype=bool)
     stopped[0] = True
@@ -183,3 +182,8 @@ def flow(cell: Cell, trace: Trace, W_hh: np.ndarray, dC: np.ndarray,
     for values in out.values():
         values[stopped] = 0.0
     return out
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    """‖x‖₂ along the last axis (np.vecdot: half the time of np.linalg.norm here)."""
+    return np.sqrt(np.vecdot(x, x))

@@ -50,15 +50,16 @@ def walk_arrays(obj: Any, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
             yield from walk_arrays(v, f"{path}.{k}" if path else str(k))
 
 
-def _map_arrays(obj: Any, fn: Any) -> Any:
+def _map_arrays(obj: Any, fn: Any, finite: bool = False) -> Any:
     """A copy of nested dicts/lists with every finite float array replaced by fn(array);
-    arrays holding NaN/inf are left as they are (they go out as lists, null for each)."""
+    arrays holding NaN/inf are left as they are (they go out as lists, null for each).
+    finite=True: the caller knows every array is finite, so none is checked again."""
     if isinstance(obj, np.ndarray):
-        return fn(obj) if obj.dtype.kind == "f" and all_finite(obj) else obj
+        return fn(obj) if obj.dtype.kind == "f" and (finite or all_finite(obj)) else obj
     if isinstance(obj, Mapping):
-        return {k: _map_arrays(v, fn) for k, v in obj.items()}
+        return {k: _map_arrays(v, fn, finite) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_map_arrays(v, fn) for v in obj]
+        return [_map_arrays(v, fn, finite) for v in obj]
     return obj
 
 
@@ -101,9 +102,11 @@ class BinaryLayout:
     values are bytes o .. o+m of the data after the header. Offsets are multiples of 8, and
     the header is padded with spaces so the data starts at a multiple of 8 too: a reader
     can view them in place (np.frombuffer, or a JavaScript Float32Array on the buffer).
+    finite=True: the caller knows every array is finite (a result without warnings), which
+    saves checking ~17 MiB again.
     """
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, finite: bool = False) -> None:
         self.arrays: list[tuple[np.ndarray, int]] = []
         offset = 0
 
@@ -116,7 +119,7 @@ class BinaryLayout:
             offset += ref["nbytes"] + (-ref["nbytes"] % 8)
             return ref
 
-        header = _json(_map_arrays(data, place))
+        header = _json(_map_arrays(data, place, finite))
         header += b" " * (-(len(BINARY_MAGIC) + 4 + len(header)) % 8)
         self.prefix = BINARY_MAGIC + len(header).to_bytes(4, "little") + header
         self.size = len(self.prefix) + offset
@@ -136,15 +139,15 @@ class BinaryLayout:
         return bytes(out)
 
 
-def dumps(data: Any, encoding: Encoding = "json") -> bytes:
+def dumps(data: Any, encoding: Encoding = "json", finite: bool = False) -> bytes:
     """Response bytes straight from NumPy.
 
     json: orjson writes arrays natively and NaN/±inf as null; float32 values with the
     shortest decimal that round-trips in float32. typed: finite arrays as plotly.js typed
-    arrays (base64). binary: see `BinaryLayout`.
+    arrays (base64). binary: see `BinaryLayout`. finite: as there.
     """
     if encoding == "binary":
-        return BinaryLayout(data).tobytes()
+        return BinaryLayout(data, finite).tobytes()
     if encoding == "typed":
-        data = _map_arrays(data, typed_array)
+        data = _map_arrays(data, typed_array, finite)
     return _json(data)

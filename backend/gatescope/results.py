@@ -48,8 +48,19 @@ class LayerResult:
         return out
 
 
+class _Checked:
+    """A result whose `warnings` name every field that overflowed, and nothing else."""
+
+    warnings: list[str]
+
+    @property
+    def finite(self) -> bool:
+        """No NaN or ±inf in any array."""
+        return not self.warnings
+
+
 @dataclass
-class RunResult:
+class RunResult(_Checked):
     """A forward pass and BPTT over one sequence. See ../shared/API.md for every field.
 
     input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names
@@ -95,8 +106,9 @@ class RunResult:
         return jsonable(self.as_dict())
 
 
+
 @dataclass
-class JacobianResult:
+class JacobianResult(_Checked):
     """The one-step Jacobian at `step` of `layer`: terms (LSTM's four, else {}) and total,
     each (H, H), row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j]."""
 
@@ -112,6 +124,7 @@ class JacobianResult:
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(self.as_dict())
+
 
 
 def overflow_warnings(data: dict[str, Any]) -> list[str]:

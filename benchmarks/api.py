@@ -56,21 +56,25 @@ def decode(obj: Any, data: memoryview | None = None) -> Any:
     return obj
 
 
-def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool) -> tuple[int, int]:
-    """One request; returns (bytes on the wire, bytes decoded)."""
+def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool
+              ) -> tuple[int, int, dict[str, float]]:
+    """One request; returns (bytes on the wire, bytes decoded, the server's Server-Timing
+    in ms)."""
     headers = {"content-type": "application/json",
                "accept-encoding": "gzip" if gzip_ok else "identity"}
     req = urllib.request.Request(f"{url}/api/v1/run?encoding={encoding}", body, headers)
     with urllib.request.urlopen(req, timeout=300) as r:
         wire = r.read()
         raw = gzip.decompress(wire) if r.headers.get("content-encoding") == "gzip" else wire
+        timing = {name: float(dur.removeprefix("dur=")) for name, dur in
+                  (part.strip().split(";") for part in r.headers["server-timing"].split(","))}
     if encoding == "binary":
         n = int.from_bytes(raw[4:8], "little")
         result = decode(orjson.loads(raw[8:8 + n]), memoryview(raw)[8 + n:])
     else:
         result = decode(orjson.loads(raw))
     assert result["steps"] == T
-    return len(wire), len(raw)
+    return len(wire), len(raw), timing
 
 
 def main() -> None:
@@ -88,16 +92,19 @@ def main() -> None:
             "HTTP, JSON": lambda: over_http(url, body, "json", False),
             "HTTP, JSON + gzip": lambda: over_http(url, body, "json", True),
         }
-        sizes = {}
+        sizes, server = {}, {}
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(args.rounds):  # blocks alternate, so the VM's drift hits all alike
             for name, fn in contenders.items():
-                out = fn()  # untimed: warms this path
-                sizes[name] = out if isinstance(out, tuple) else None
+                fn()  # untimed: warms this path
                 for _ in range(2):
                     t0 = time.perf_counter()
-                    fn()
+                    out = fn()
                     times[name].append(time.perf_counter() - t0)
+                    if isinstance(out, tuple):
+                        sizes[name] = out[:2]
+                        for part, ms in out[2].items():
+                            server.setdefault(name, {}).setdefault(part, []).append(ms)
     base = statistics.median(times["in-process gatescope.run"])
     print(f"LSTM T={T} D={D} H={H} float32, request body {len(body) / 2**20:.2f} MiB; "
           f"median of {2 * args.rounds} calls each")
@@ -106,10 +113,21 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, ts in times.items():
         med = statistics.median(ts)
-        wire, raw = sizes[name] or (0, 0)
+        wire, raw = sizes.get(name, (0, 0))
         print(f"| {name} | {med * 1e3:.0f} | {med / base:.2f}× | "
-              f"{wire / 2**20:.1f} MiB | {raw / 2**20:.1f} MiB |" if sizes[name] else
+              f"{wire / 2**20:.1f} MiB | {raw / 2**20:.1f} MiB |" if name in sizes else
               f"| {name} | {med * 1e3:.0f} | 1.00× | — | — |")
+    binary = {part: statistics.median(ms) for part, ms in server["HTTP, binary"].items()}
+    client = statistics.median(times["HTTP, binary"]) * 1e3
+    print()
+    print("Where the binary request's time goes (medians, ms; Server-Timing header):")
+    print()
+    print("| parse | run | encode | copy | server total | client total | sockets, HTTP, "
+          "pool, decode |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {binary['parse']:.1f} | {binary['run']:.1f} | {binary['encode']:.1f} | "
+          f"{binary['copy']:.1f} | {binary['total']:.1f} | {client:.1f} | "
+          f"{client - binary['total']:.1f} |")
 
 
 if __name__ == "__main__":

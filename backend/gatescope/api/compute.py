@@ -14,6 +14,7 @@ import gzip
 import multiprocessing
 import multiprocessing.util
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     shared: str | None = None
     size: int = 0
+    timing: dict[str, float] = field(default_factory=dict)  # seconds, for Server-Timing
 
     @classmethod
     def binary(cls, layout: BinaryLayout) -> Reply:
@@ -155,13 +157,18 @@ def _ready() -> bool:
 
 def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
             gzip_ok: bool) -> Reply:
-    """Parse, validate, run and encode one /run or /jacobian request."""
+    """Parse, validate, run and encode one /run or /jacobian request. A reply's
+    Server-Timing header says how long each of the three took."""
+    t0 = time.perf_counter()
     try:
         if kind == "run":
-            result = run(RunRequest.model_validate_json(body), models=_store, limits=_limits)
+            req = RunRequest.model_validate_json(body)
+            t1 = time.perf_counter()
+            result = run(req, models=_store, limits=_limits)
         else:
-            result = jacobian(JacobianRequest.model_validate_json(body), models=_store,
-                              limits=_limits)
+            req = JacobianRequest.model_validate_json(body)
+            t1 = time.perf_counter()
+            result = jacobian(req, models=_store, limits=_limits)
     except ValidationError as exc:
         return _error(422, error_detail(exc))
     except ModelNotFoundError as exc:
@@ -169,17 +176,21 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     except MemoryError:
         return _error(503, "the server ran out of memory for this request; try fewer steps, "
                       "units or layers")
+    t2 = time.perf_counter()
     if encoding == "binary":
-        return Reply.binary(BinaryLayout(result.as_dict(), result.finite))
-    data = dumps(result.as_dict(), encoding, result.finite)
-    headers = {}
-    # JSON lists shrink 3–4× under gzip; base64 typed arrays barely, so they go as they are
-    if gzip_ok and encoding == "json" and len(data) >= GZIP_MIN_BYTES:
-        data = gzip.compress(data, compresslevel=1)
-        headers["content-encoding"] = "gzip"
-    if encoding == "json":
-        headers["vary"] = "accept-encoding"
-    return Reply(200, data, headers)
+        reply = Reply.binary(BinaryLayout(result.as_dict(), result.finite))
+    else:
+        data = dumps(result.as_dict(), encoding, result.finite)
+        headers = {}
+        # JSON lists shrink 3–4× under gzip; base64 typed arrays barely, so they go as they are
+        if gzip_ok and encoding == "json" and len(data) >= GZIP_MIN_BYTES:
+            data = gzip.compress(data, compresslevel=1)
+            headers["content-encoding"] = "gzip"
+        if encoding == "json":
+            headers["vary"] = "accept-encoding"
+        reply = Reply(200, data, headers)
+    reply.timing = {"parse": t1 - t0, "run": t2 - t1, "encode": time.perf_counter() - t2}
+    return reply
 
 
 def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,

@@ -76,6 +76,20 @@ def test_typed_encoding_keeps_overflowed_arrays_as_lists_with_null(client):
     assert b"NaN" not in r.content and b"Infinity" not in r.content
 
 
+def test_server_timing_says_where_the_time_went(client):
+    for path, body in (("run", REQ), ("jacobian", {**REQ, "step": 4, "layer": 1})):
+        r = client.post(f"/api/v1/{path}?encoding=binary", json=body)
+        assert r.status_code == 200
+        parts = dict(part.strip().split(";dur=") for part in
+                     r.headers["server-timing"].split(","))
+        ms = {name: float(value) for name, value in parts.items()}
+        assert list(ms) == ["parse", "run", "encode", "copy", "total"]
+        assert all(v >= 0 for v in ms.values()) and ms["run"] > 0
+        assert ms["total"] + 0.2 >= ms["parse"] + ms["run"] + ms["encode"]  # 0.1 ms rounding
+    r = client.post("/api/v1/run", json={"input": {"text": "abc"}, "hidden_size": 2048})
+    assert r.status_code == 422 and "server-timing" not in r.headers
+
+
 def test_jacobian(client):
     r = client.post("/api/v1/jacobian", json={**REQ, "step": 4, "layer": 1})
     assert r.status_code == 200

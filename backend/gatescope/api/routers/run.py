@@ -29,6 +29,9 @@ ENCODING = Query(
     "the client accepts gzip.")
 
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+TIMING = {"Server-Timing": {"schema": {"type": "string"}, "description":
+                            "milliseconds spent: parse, run, encode (in the worker), copy, "
+                            "total, e.g. `parse;dur=7.9, run;dur=112.0, …`"}}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "weights.model_id names no model"},
@@ -72,7 +75,8 @@ def server_timing(seconds: dict[str, float]) -> str:
     return ", ".join(f"{name};dur={s * 1e3:.1f}" for name, s in seconds.items())
 
 
-@router.post("/run", responses={200: {"model": RunResponse, "content": BINARY}, **ERRORS},
+@router.post("/run", responses={200: {"model": RunResponse, "content": BINARY,
+                                     "headers": TIMING}, **ERRORS},
              openapi_extra=_body("RunRequest"))
 async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING) -> Response:
     """Forward pass and backpropagation through time: for every layer and step, the states,
@@ -81,8 +85,8 @@ async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING)
     return await _compute("run", request, pool, encoding)
 
 
-@router.post("/jacobian", responses={200: {"model": JacobianResponse, "content": BINARY},
-                                     **ERRORS},
+@router.post("/jacobian", responses={200: {"model": JacobianResponse, "content": BINARY,
+                                          "headers": TIMING}, **ERRORS},
              openapi_extra=_body("JacobianRequest"))
 async def jacobian(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING
                    ) -> Response:

@@ -68,6 +68,28 @@ def test_same_seed_same_weights_different_seed_different():
     assert a == b != c
 
 
+def test_seeded_weights_are_kept_read_only_for_the_next_run_and_big_ones_are_not():
+    from gatescope.cells import CELLS
+    from gatescope.runner import _seeded, _seeded_kept
+    from gatescope.weights import pytorch_init
+    args = ("lstm", 5, 8, 2, 7, 1.0, "<f4", 1.0)
+    kept = _seeded(*args)
+    assert _seeded(*args) is kept  # the same dict of arrays, not drawn again
+    fresh = pytorch_init(CELLS["lstm"], 5, 8, 2, 7, 1.0, np.dtype("<f4"), 1.0)
+    for name, a in fresh.items():
+        np.testing.assert_array_equal(kept[name], a)
+        assert not kept[name].flags.writeable  # no run can change them for the next
+    # and a run's answers do not depend on whether its weights were kept
+    req = {"cell": "lstm", "hidden_size": 8, "num_layers": 2, "dtype": "float32",
+           "input": {"values": [[0.1] * 5] * 4}, "weights": {"seed": 7, "forget_bias": 1.0}}
+    first = gatescope.run(req).to_json()
+    _seeded_kept.cache_clear()
+    assert gatescope.run(req).to_json() == first
+    # 4 layers × 4·1024 × (1024 + 1024 + 2) float32 numbers are over 16 MiB: drawn each time
+    big = ("lstm", 1024, 1024, 4, 0, None, "<f4", 1.0)
+    assert _seeded(*big) is not _seeded(*big)
+
+
 def test_weights_follow_pytorch_default_init_bounds():
     """U(−1/√H, 1/√H) for every tensor, forget_bias added to b_if and b_hf only."""
     from gatescope.cells import CELLS

@@ -183,13 +183,15 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
     W_rz, W_n = W_hh[:2 * H], W_hh[2 * H:]
     through_rz, through_n, gated = (np.empty((N, H), dH.dtype) for _ in range(3))
-    steps = zip(dh_ext[::-1], dH[::-1], dA[::-1, :, :H], dA[::-1, :, H:2 * H],
+    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
+    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dA[::-1, :, :H], dA[::-1, :, H:2 * H],
                 dA[::-1, :, :2 * H], dA[::-1, :, 2 * H:], local.dh_dpre_n[::-1],
                 local.dpre_n_dpre_r[::-1], local.dh_dpre_z[::-1], local.r[::-1],
                 local.z[::-1], carry_to[::-1], strict=True)
-    for t, (ext, dh, da_r, da_z, da_rz, da_n, dh_dpre_n, dpre_n_dpre_r, dh_dpre_z, r, z,
+    for t, (ext, reached, dh, da_r, da_z, da_rz, da_n, dh_dpre_n, dpre_n_dpre_r, dh_dpre_z, r, z,
             dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
-        np.add(dh, ext, dh)  # total ∂L/∂h_t: from step t+1 (already in dh) and outside
+        if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
+            np.add(dh, ext, dh)
         np.multiply(dh, dh_dpre_n, da_n)
         np.multiply(da_n, dpre_n_dpre_r, da_r)
         np.multiply(dh, dh_dpre_z, da_z)

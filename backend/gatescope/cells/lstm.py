@@ -193,6 +193,7 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     above). truncate: window k, or None for full BPTT; the state entering t is detached where
     t is a positive multiple of k. Writes dH, dC (T, N, H), the total ∂L/∂h_t and ∂L/∂c_t, and
     dA (T, N, 4H), ∂L/∂(pre-activations). Returns ∂L/∂h_{−1}, ∂L/∂c_{−1}: (N, H) each.
+    Steps that dh_ext does not reach (all but the last for a loss on h_{T−1}) skip adding it.
     """
     T, N, H = dH.shape
     dh0, dc_next = np.zeros((N, H), dH.dtype), np.zeros((N, H), dH.dtype)
@@ -200,12 +201,14 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     # where step t's product sends ∂L/∂h_{t−1}: the row below, or dh0 at t = 0
     carry_to = [dh0, *dH[:-1]]
     dA_ifg = dA[..., :3 * H].reshape(T, N, 3, H)
-    steps = zip(dh_ext[::-1], dH[::-1], dC[::-1], dC[::-1, :, None, :], dA[::-1],
+    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
+    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dC[::-1], dC[::-1, :, None, :], dA[::-1],
                 dA_ifg[::-1], dA[::-1, :, 3 * H:], local.dh_dc[::-1], local.dc_dpre[::-1],
                 local.dh_dpre_o[::-1], local.f[::-1], carry_to[::-1], strict=True)
-    for t, (ext, dh, dc, dc_bcast, da, da_ifg, da_o, dh_dc, dc_dpre, dh_dpre_o, f, dh_prev) \
-            in zip(range(T - 1, -1, -1), steps, strict=True):
-        np.add(dh, ext, dh)  # total ∂L/∂h_t: from step t+1 (already in dh) and outside
+    for t, (ext, reached, dh, dc, dc_bcast, da, da_ifg, da_o, dh_dc, dc_dpre, dh_dpre_o, f,
+            dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+        if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
+            np.add(dh, ext, dh)
         np.multiply(dh, dh_dc, dc)  # h = o ⊙ tanh(c)
         np.add(dc, dc_next, dc)
         np.multiply(dc_dpre, dc_bcast, da_ifg)

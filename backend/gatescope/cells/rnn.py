@@ -113,9 +113,12 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     dh0 = np.zeros((N, H), dH.dtype)
     dH[-1] = 0.0
     carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
-    steps = zip(dh_ext[::-1], dH[::-1], dA[::-1], local.dh_da[::-1], carry_to[::-1], strict=True)
-    for t, (ext, dh, da, dh_da, dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
-        np.add(dh, ext, dh)  # total ∂L/∂h_t: from step t+1 (already in dh) and outside
+    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
+    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dA[::-1], local.dh_da[::-1],
+                carry_to[::-1], strict=True)
+    for t, (ext, reached, dh, da, dh_da, dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+        if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
+            np.add(dh, ext, dh)
         np.multiply(dh, dh_da, da)  # h = φ(a)
         if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
             dh_prev[...] = 0.0  # is detached: values carried on, gradients stop

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import gatescope
-from timing import median_times
+from timing import Timings
 
 D, H = 64, 256
 
@@ -77,31 +77,39 @@ def main() -> None:
     req64 = gatescope.RunRequest.model_validate(gatescope_request(T, "float64"))
     req32_2T = gatescope.RunRequest.model_validate(gatescope_request(2 * T, "float32"))
 
-    m = median_times({
+    # ours, fused and ours at 2T sit side by side in each round: their ratios are paired
+    timings = Timings({
         "ours": lambda: gatescope.run(req32),
         "fused": torch_fused(T),
+        "ours_2T": lambda: gatescope.run(req32_2T),
         "loop": torch_cell_loop(T),
         "ours64": lambda: gatescope.run(req64),
-        "ours_2T": lambda: gatescope.run(req32_2T),
     }, n)
-    ours, fused, loop, ours64, ours_2T = (m[k] for k in ("ours", "fused", "loop", "ours64",
-                                                          "ours_2T"))
+    ours, fused, loop, ours64, ours_2T = (timings.median(k) for k in
+                                          ("ours", "fused", "loop", "ours64", "ours_2T"))
 
     print(f"LSTM T={T} D={D} H={H}, one sequence, median of {3 * n} calls in {n} rounds; "
           f"torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; numpy {np.__version__}")
+          f"{torch.get_num_threads()} threads; numpy {np.__version__}; ratios paired by "
+          f"round (median of per-round ratios)")
     print()
     print("| what | median (ms) | ratio |")
     print("| --- | ---: | --- |")
     print(f"| gatescope float32, every field | {ours * 1e3:.1f} | 1.00 |")
     print(f"| torch.nn.LSTM fused fwd+bwd float32 | {fused * 1e3:.1f} | "
-          f"gatescope / fused = **{ours / fused:.2f}×** (target ≤ 2.5) |")
+          f"gatescope / fused = **{timings.ratio('ours', 'fused'):.2f}×** (target ≤ 2.5) |")
     print(f"| torch.nn.LSTMCell loop + retain_grad float32 | {loop * 1e3:.1f} | "
-          f"cell loop / gatescope = **{loop / ours:.2f}×** faster (target ≥ 3) |")
+          f"cell loop / gatescope = **{timings.ratio('loop', 'ours'):.2f}×** faster "
+          f"(target ≥ 3) |")
     print(f"| gatescope float64, every field | {ours64 * 1e3:.1f} | "
-          f"float64 / float32 = {ours64 / ours:.2f}× |")
+          f"float64 / float32 = {timings.ratio('ours64', 'ours'):.2f}× |")
     print(f"| gatescope float32, T={2 * T} | {ours_2T * 1e3:.1f} | "
-          f"cost(2T) / cost(T) = **{ours_2T / ours:.2f}** (target ≤ 2.2) |")
+          f"cost(2T) / cost(T) = **{timings.ratio('ours_2T', 'ours'):.2f}** (target ≤ 2.2) |")
+    print()
+    for a, b, what in (("ours", "fused", "gatescope / fused"),
+                       ("ours_2T", "ours", "cost(2T) / cost(T)")):
+        print(f"{what}, round by round: "
+              + ", ".join(f"{r:.2f}" for r in timings.ratios(a, b)))
 
 
 if __name__ == "__main__":

@@ -32,16 +32,23 @@ class Timings:
 
     def median(self, name: str) -> float:
         """Median over every timed call."""
-        return statistics.median(t for r in self.rounds for t in r[name])
+        return statistics.median(self.all(name))
 
-    def ratios(self, a: str, b: str) -> list[float]:
-        """a's time over b's in each round: median(a) / median(b)."""
-        return [statistics.median(r[a]) / statistics.median(r[b]) for r in self.rounds]
+    def all(self, name: str) -> list[float]:
+        return [t for r in self.rounds for t in r[name]]
 
     def ratio(self, a: str, b: str) -> float:
-        """a's time over b's, paired by round: the median of the per-round ratios. Drift
-        between rounds cancels; only drift within one round's few seconds remains."""
-        return statistics.median(self.ratios(a, b))
+        """a's time over b's: the ratio of their medians over every timed call."""
+        return self.median(a) / self.median(b)
+
+    def best_ratio(self, a: str, b: str) -> float:
+        """The ratio of their fastest calls: noise only ever adds time, so this is each
+        one's cost on a quiet machine."""
+        return min(self.all(a)) / min(self.all(b))
+
+    def round_ratios(self, a: str, b: str) -> list[float]:
+        """median(a) / median(b) within each round: how much the VM's drift moves it."""
+        return [statistics.median(r[a]) / statistics.median(r[b]) for r in self.rounds]
 
 
 def median_times(contenders: dict[str, Callable[[], object]], rounds: int,

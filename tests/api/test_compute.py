@@ -81,3 +81,21 @@ def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(worker):
     assert isinstance(body["layers"][0]["pre"]["a"], list)
     assert isinstance(body["input_grad"], np.ndarray)  # finite arrays stay binary
     assert any("layer 0, field h overflowed" in w for w in body["warnings"])
+
+
+def _blas_timeout() -> str | None:
+    import os
+    return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+
+
+def test_workers_let_openblas_threads_sleep_at_once(tmp_path):
+    """Idle OpenBLAS threads of one worker must not spin on the cores another worker runs on."""
+    import asyncio
+    pool = compute.ComputePool(1, tmp_path, compute._limits)
+    try:
+        async def ask() -> str | None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pool.pool, _blas_timeout)
+        assert asyncio.run(ask()) == "4"
+    finally:
+        pool.shutdown()

@@ -1,81 +1,124 @@
-"""The worker side of the server (gatescope.api.compute), in this process: large binary
-replies travel in shared-memory blocks that each worker reuses once the server has read
-them, and a result with overflow keeps its null-holding arrays in every encoding."""
+"""The server's compute side (gatescope.api.compute, reply_blocks): large binary replies
+travel in shared-memory blocks that the server owns, lends to workers and reuses, that no
+dying worker leaves behind; and a result with overflow keeps its null-holding arrays."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gatescope.api import compute
+from gatescope.api import compute, reply_blocks
+from gatescope.api.reply_blocks import ReplyBlocks, write
 from gatescope.encoding import BinaryLayout
 
 from .test_run import read_binary
 
+needs_shm = pytest.mark.skipif(not reply_blocks.SHM_DIR.is_dir(),
+                               reason="no /dev/shm on this system")
+
+
+def large(seed: int = 0, rows: int = 1024) -> tuple[np.ndarray, BinaryLayout]:
+    """An array and its binary body, over MIN_BYTES (1 MiB): it goes through shared memory."""
+    a = np.random.default_rng(seed).normal(size=(rows, 300))
+    return a, BinaryLayout({"a": a, "warnings": []}, finite=True)
+
+
+def files(prefix: str) -> set[str]:
+    return {p.name for p in reply_blocks.SHM_DIR.iterdir() if p.name.startswith(prefix)}
+
 
 @pytest.fixture()
-def worker(tmp_path: Path):
-    """This process acting as a compute worker, with no blocks yet; its blocks go at the end."""
-    compute._init_worker(tmp_path, compute._limits)
-    yield compute
-    compute._remove_blocks()
+def blocks():
+    b = ReplyBlocks(keep=2)
+    yield b
+    while reply_blocks._mapped:  # this process played the worker, too
+        reply_blocks._mapped.popitem()[1].map.close()
+    b.close()
+    assert files(b.prefix) == set()  # nothing left behind
 
 
-def large_layout(seed: int = 0, rows: int = 1024) -> tuple[dict, BinaryLayout]:
-    """A binary body over SHARED_MIN_BYTES (1 MiB), so it goes through shared memory."""
-    data = {"a": np.random.default_rng(seed).normal(size=(rows, 300)), "warnings": []}
-    return data, BinaryLayout(data, finite=True)
+@needs_shm
+def test_a_block_is_made_once_then_lent_again(blocks):
+    a, layout = large(0)
+    assert blocks.lend() is None  # nothing to lend yet: the worker makes a block
+    name = write(layout, None, blocks.prefix)
+    assert name is not None and name.startswith(blocks.prefix)
+    np.testing.assert_array_equal(read_binary(blocks.read(name, layout.size))["a"], a)
+    blocks.give_back(None, name)
+    lent = blocks.lend()
+    assert lent is not None and lent.name == name and lent.size >= layout.size
+    b, layout2 = large(1)
+    assert write(layout2, lent, blocks.prefix) == name  # written into the lent block
+    np.testing.assert_array_equal(read_binary(blocks.read(name, layout2.size))["a"], b)
+    blocks.give_back(lent.name, name)
+    assert files(blocks.prefix) == {name}
 
 
-def shm_files() -> set[str]:
-    return {p.name for p in Path("/dev/shm").iterdir()}
+@needs_shm
+def test_a_reply_too_big_for_the_lent_block_gets_a_new_one_and_keep_bounds_the_rest(blocks):
+    small = write(large(0, rows=512)[1], None, blocks.prefix)
+    blocks.read(small, 10)
+    blocks.give_back(small)
+    lent = blocks.lend()
+    a, layout = large(1, rows=4096)
+    big = write(layout, lent, blocks.prefix)
+    assert big not in (None, small)
+    np.testing.assert_array_equal(read_binary(blocks.read(big, layout.size))["a"], a)
+    blocks.give_back(lent.name, big)
+    assert len(blocks.free) == 2  # keep=2
+    third = write(large(2, rows=8192)[1], None, blocks.prefix)
+    blocks.give_back(third)  # a third free block is one too many: removed
+    assert len(blocks.free) == 2 and third not in files(blocks.prefix)
 
 
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this system")
-def test_a_worker_reuses_its_block_once_the_server_has_read_it(worker):
-    data, layout = large_layout(0)
-    first = worker.Reply.binary(layout)
-    assert first.shared is not None and first.body == b""
-    # the server has not read the first reply yet: the next one needs a block of its own
-    data2, layout2 = large_layout(1)
-    second = worker.Reply.binary(layout2)
-    assert second.shared not in (None, first.shared)
-    np.testing.assert_array_equal(read_binary(first.take_body())["a"], data["a"])
-    np.testing.assert_array_equal(read_binary(second.take_body())["a"], data2["a"])
-    # both read: the next reply reuses a block, and one spare is kept, not more
-    third = worker.Reply.binary(large_layout(2)[1])
-    assert third.shared in (first.shared, second.shared)
-    assert len(worker._blocks) == 2
-    third.discard()  # a reply nobody sends hands its block back too
-    fourth = worker.Reply.binary(large_layout(3)[1])
-    assert fourth.shared == third.shared
-    fourth.take_body()
+@needs_shm
+def test_blocks_over_the_keep_limit_are_removed_after_their_reply(blocks, monkeypatch):
+    monkeypatch.setattr(reply_blocks, "KEEP_MAX_BYTES", 2 * 2**20)
+    name = write(large(0, rows=2048)[1], None, blocks.prefix)  # ~6 MiB with room to grow
+    blocks.read(name, 10)
+    blocks.give_back(name)
+    assert blocks.free == [] and files(blocks.prefix) == set()
 
 
-@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this system")
-def test_a_larger_reply_gets_a_larger_block_and_the_worker_removes_its_blocks(worker):
-    before = shm_files()
-    small = worker.Reply.binary(large_layout(0, rows=512)[1])
-    small.take_body()
-    data, layout = large_layout(1, rows=4096)
-    big = worker.Reply.binary(layout)
-    assert big.shared != small.shared  # too small to reuse
-    np.testing.assert_array_equal(read_binary(big.take_body())["a"], data["a"])
-    assert len(shm_files() - before) == 2
-    worker._remove_blocks()
-    assert shm_files() - before == set()
+def test_small_bodies_and_a_full_dev_shm_go_through_the_pipe(blocks, monkeypatch):
+    assert write(BinaryLayout({"a": np.zeros(10)}), None, blocks.prefix) is None
+    monkeypatch.setattr(reply_blocks, "_has_room", lambda size: False)
+    assert write(large(0)[1], None, blocks.prefix) is None
 
 
-def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(worker):
-    import json
+@needs_shm
+def test_sweeps_remove_what_dead_workers_and_dead_servers_left(blocks):
+    (reply_blocks.SHM_DIR / (blocks.prefix + "orphan")).write_bytes(b"x" * 4096)
+    blocks.sweep()  # too young: it may be a reply on its way
+    assert "orphan" in "".join(files(blocks.prefix))
+    blocks.sweep(min_age=0.0)
+    assert files(blocks.prefix) == set()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (reply_blocks.SHM_DIR / f"gatescope_{gone}_stale").write_bytes(b"x" * 4096)
+    ReplyBlocks(keep=1).close()  # a new server removes the blocks of servers that are gone
+    assert files(f"gatescope_{gone}_") == set()
 
+
+def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(tmp_path):
     from tests.engine.test_overflow import exploding_relu_request
-    reply = worker.compute("run", json.dumps(exploding_relu_request()).encode(), "binary",
-                           False)
-    assert reply.status == 200
-    body = read_binary(reply.take_body())
+    compute._init_worker(tmp_path, compute._limits)
+    try:
+        reply = compute.compute("run", json.dumps(exploding_relu_request()).encode(),
+                                "binary", False)
+    finally:
+        compute._store = None
+    assert reply.status == 200 and reply.shared is None  # no prefix given: the pipe
+    body = read_binary(reply.body)
     h = body["layers"][0]["h"]
     assert isinstance(h, list) and h[-1] == [None, None]
     assert isinstance(body["layers"][0]["pre"]["a"], list)
@@ -83,19 +126,60 @@ def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(worker):
     assert any("layer 0, field h overflowed" in w for w in body["warnings"])
 
 
+# ── a real pool with one worker process ─────────────────────────────────────────────
+BIG = json.dumps({"cell": "lstm", "hidden_size": 128, "dtype": "float64",
+                  "input": {"values": [[0.1, -0.2]] * 200}}).encode()  # ~2.6 MiB binary
+SLOW = json.dumps({"cell": "lstm", "hidden_size": 256, "dtype": "float32",
+                   "input": {"values": [0.1] * 4096}}).encode()  # ~0.5 s of work
+
+
 def _blas_timeout() -> str | None:
-    import os
     return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
 
 
-def test_workers_let_openblas_threads_sleep_at_once(tmp_path):
-    """Idle OpenBLAS threads of one worker must not spin on the cores another worker runs on."""
-    import asyncio
+@needs_shm
+def test_a_pool_reuses_its_block_survives_a_dead_worker_and_leaves_nothing(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)  # the pool sets it
     pool = compute.ComputePool(1, tmp_path, compute._limits)
+    prefix = pool.blocks.prefix
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        # idle OpenBLAS threads must not spin on the cores another worker runs on
+        assert await loop.run_in_executor(pool.pool, _blas_timeout) == "4"
+        first, body1 = await pool.run("run", BIG, "binary", False)
+        second, body2 = await pool.run("run", BIG, "binary", False)
+        assert first.shared is not None and second.shared == first.shared  # lent again
+        assert body1 == body2 and read_binary(body2)["steps"] == 200
+        assert files(prefix) == {first.shared}
+        # a request cancelled while its worker runs: the block comes back when it is done
+        task = asyncio.create_task(pool.run("run", SLOW, "binary", False))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled() and not pool.blocks.free  # the worker still has the block
+        deadline = time.monotonic() + 30
+        while not pool.blocks.free and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [b.name for b in pool.blocks.free] == [first.shared]
+        # a worker killed mid-way: 503, the pool is rebuilt, and a block it made and never
+        # reported is swept
+        orphan = Path(reply_blocks.SHM_DIR, prefix + "orphan")
+        orphan.write_bytes(b"x")
+        os.utime(orphan, (time.time() - 60, time.time() - 60))
+        task = asyncio.create_task(pool.run("run", SLOW, "binary", False))
+        await asyncio.sleep(0.1)
+        for process in pool.pool._processes.values():
+            process.kill()
+        reply, _ = await task
+        assert reply.status == 503 and not orphan.exists()
+        again, body3 = await pool.run("run", BIG, "binary", False)
+        assert again.status == 200 and body3 == body1
+
     try:
-        async def ask() -> str | None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pool.pool, _blas_timeout)
-        assert asyncio.run(ask()) == "4"
+        asyncio.run(scenario())
     finally:
         pool.shutdown()
+    assert files(prefix) == set()

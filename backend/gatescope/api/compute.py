@@ -9,17 +9,13 @@ errors), runs it, and encodes and compresses the response; the event loop only m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import multiprocessing
-import multiprocessing.util
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 from typing import Literal
 
@@ -33,25 +29,15 @@ from ..model_files import ModelFileError
 from ..runner import jacobian, run
 from ..schemas import JacobianRequest, RunRequest
 from ..store import ModelStore
+from . import reply_blocks
 
 GZIP_MIN_BYTES = 64 * 1024
 
 
-SHARED_MIN_BYTES = 1024 * 1024
-
-
 @dataclass
 class Reply:
-    """What a worker sends back: the finished HTTP response.
-
-    A large body travels in shared memory (`shared` names the block) rather than through
-    the pool's pipe, which would pickle, copy and unpickle it: for a 17 MiB body that is
-    a fifth of the request's time. Each worker reuses its blocks: the first byte of a block
-    says whether the server has still to read it, and `take_body()` in the server copies
-    the body out and hands the block back. A fresh block costs more than the copy — the
-    kernel finds and zeroes every page of it (~20 ms for 17 MiB here, against ~3 ms to
-    write into a block already used).
-    """
+    """What a worker sends back: the finished HTTP response. A large binary body is in
+    the shared-memory block `shared` (see reply_blocks), `size` bytes long."""
 
     status: int
     body: bytes
@@ -59,81 +45,6 @@ class Reply:
     shared: str | None = None
     size: int = 0
     timing: dict[str, float] = field(default_factory=dict)  # seconds, for Server-Timing
-
-    @classmethod
-    def binary(cls, layout: BinaryLayout) -> Reply:
-        """A binary-encoded body, written straight into one of this worker's shared blocks
-        when it is large and /dev/shm has room (a container's is often 64 MiB); else
-        through the pipe."""
-        block = _reply_block(layout.size) if layout.size >= SHARED_MIN_BYTES else None
-        if block is None:
-            return cls(200, layout.tobytes())
-        try:
-            layout.write_into(block.buf[_BODY_AT:])
-        except BaseException:
-            block.buf[0] = _FREE
-            raise
-        return cls(200, b"", shared=block.name, size=layout.size)
-
-    def take_body(self) -> bytes:
-        if self.shared is None:
-            return self.body
-        block = SharedMemory(self.shared)
-        try:
-            return bytes(block.buf[_BODY_AT:_BODY_AT + self.size])
-        finally:
-            block.buf[0] = _FREE  # the worker may write its next reply here
-            block.close()
-
-    def discard(self) -> None:
-        """Hand back the shared block of a reply nobody will send."""
-        if self.shared is not None:
-            with contextlib.suppress(FileNotFoundError):
-                block = SharedMemory(self.shared)
-                block.buf[0] = _FREE
-                block.close()
-
-
-_FREE, _TAKEN = 0, 1  # a shared block's first byte
-_BODY_AT = 64  # where a reply's body starts in its block (aligned for the arrays in it)
-_SPARE_BLOCKS = 1  # free blocks a worker keeps beyond the one it writes into
-
-
-def _reply_block(size: int) -> SharedMemory | None:
-    """One of this worker's blocks, free and with room for `size` bytes: reused if it can
-    be, else new (None if /dev/shm has no room). Free blocks beyond a spare are removed."""
-    free = [b for b in _blocks if b.buf[0] == _FREE]
-    block = next((b for b in free if b.size >= _BODY_AT + size), None)
-    if block is None:
-        need = _BODY_AT + size + size // 4  # room for a somewhat larger reply later
-        if not _shm_has_room(need):
-            return None
-        block = SharedMemory(create=True, size=need)
-        _blocks.append(block)
-    else:
-        free.remove(block)
-    for extra in sorted(free, key=lambda b: b.size)[:max(0, len(free) - _SPARE_BLOCKS)]:
-        _blocks.remove(extra)
-        extra.close()
-        extra.unlink()
-    block.buf[0] = _TAKEN
-    return block
-
-
-def _remove_blocks() -> None:
-    """At the worker's exit: unlink every block it made."""
-    while _blocks:
-        block = _blocks.pop()
-        block.close()
-        with contextlib.suppress(FileNotFoundError):
-            block.unlink()
-
-
-def _shm_has_room(size: int) -> bool:
-    try:
-        return shutil.disk_usage("/dev/shm").free > 2 * size
-    except OSError:
-        return False  # no /dev/shm here: the pipe it is
 
 
 def _error(status: int, detail: object) -> Reply:
@@ -143,13 +54,11 @@ def _error(status: int, detail: object) -> Reply:
 # ── in the worker process ────────────────────────────────────────────────────────────
 _store: ModelStore | None = None
 _limits = Limits()
-_blocks: list[SharedMemory] = []  # this worker's shared blocks for large replies
 
 
 def _init_worker(data_dir: Path, limits: Limits, presets_dir: Path | None = None) -> None:
     global _store, _limits
     _store, _limits = ModelStore(data_dir, limits, presets_dir), limits
-    multiprocessing.util.Finalize(None, _remove_blocks, exitpriority=10)
 
 
 def _ready() -> bool:
@@ -157,9 +66,10 @@ def _ready() -> bool:
 
 
 def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
-            gzip_ok: bool) -> Reply:
-    """Parse, validate, run and encode one /run or /jacobian request. A reply's
-    Server-Timing header says how long each of the three took."""
+            gzip_ok: bool, lent: reply_blocks.Lent | None = None, prefix: str = "") -> Reply:
+    """Parse, validate, run and encode one /run or /jacobian request. A large binary body
+    goes into the block the server lent, or a new one named with its `prefix`. The reply's
+    `timing` says how long each of the three steps took."""
     t0 = time.perf_counter()
     try:
         if kind == "run":
@@ -179,7 +89,10 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
                       "units or layers")
     t2 = time.perf_counter()
     if encoding == "binary":
-        reply = Reply.binary(BinaryLayout(result.as_dict(), result.finite))
+        layout = BinaryLayout(result.as_dict(), result.finite)
+        shared = reply_blocks.write(layout, lent, prefix) if prefix else None
+        reply = Reply(200, b"", shared=shared, size=layout.size) if shared \
+            else Reply(200, layout.tobytes())
     else:
         data = dumps(result.as_dict(), encoding, result.finite)
         headers = {}
@@ -214,12 +127,14 @@ def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
 
 # ── in the server ────────────────────────────────────────────────────────────────────
 class ComputePool:
-    """A process pool that is rebuilt if a worker dies (say, killed for memory)."""
+    """A process pool that is rebuilt if a worker dies (say, killed for memory), and the
+    shared-memory blocks its binary replies travel in."""
 
     def __init__(self, processes: int, data_dir: Path, limits: Limits,
                  presets_dir: Path | None = None) -> None:
         self.processes, self.data_dir, self.limits = processes, data_dir, limits
         self.presets_dir = presets_dir
+        self.blocks = reply_blocks.ReplyBlocks(keep=processes)
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -239,28 +154,52 @@ class ComputePool:
         await asyncio.gather(*(loop.run_in_executor(self.pool, _ready)
                                for _ in range(self.processes)))
 
-    async def submit(self, fn, *args) -> Reply:
-        """Run fn(*args) in a worker. If the request is cancelled (a client gone, a shutdown)
-        after the worker answered, the reply's shared block is freed all the same."""
+    async def run(self, kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
+                  gzip_ok: bool) -> tuple[Reply, bytes]:
+        """One /run or /jacobian request in a worker: its reply and the response body."""
+        lent = self.blocks.lend() if encoding == "binary" else None
+
+        def finished(reply: Reply | None) -> None:  # the worker is done with the blocks
+            self.blocks.give_back(lent and lent.name, reply and reply.shared)
+
+        reply = await self.submit(compute, kind, body, encoding, gzip_ok, lent,
+                                  self.blocks.prefix, finished=finished)
+        t0 = time.perf_counter()
+        try:
+            content = self.blocks.read(reply.shared, reply.size) if reply.shared else reply.body
+        finally:
+            finished(reply)
+        if reply.timing:
+            reply.timing["copy"] = time.perf_counter() - t0
+        return reply, content
+
+    async def submit(self, fn, *args, finished=None) -> Reply:
+        """Run fn(*args) in a worker. If the request is cancelled (a client gone, a
+        shutdown) while the worker still works, `finished(reply or None)` runs when it is
+        done: only then may the blocks it writes into be lent again."""
         loop = asyncio.get_running_loop()
         pool = self.pool
         future = loop.run_in_executor(pool, fn, *args)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            future.add_done_callback(_discard_reply)
+            if finished is not None:
+                future.add_done_callback(lambda f: finished(_reply_of(f)))
             raise
         except BrokenProcessPool:
             if self.pool is pool:  # the first to notice rebuilds; the others reuse it
                 pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = self._new_pool()
+                self.blocks.sweep()  # what a dead worker made and never reported
             return _error(503, "a compute worker stopped (it may have run out of memory); "
                           "the request was not completed — try again or ask for less")
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.blocks.close()
 
 
-def _discard_reply(future: asyncio.Future) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().discard()
+def _reply_of(future: asyncio.Future) -> Reply | None:
+    if future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from ...encoding import Encoding
 from ...responses import ErrorResponse, JacobianResponse, RunResponse
-from ..compute import compute
 from ..deps import ComputeDep
 
 router = APIRouter(tags=["run"])
@@ -56,11 +55,8 @@ async def _compute(kind: str, request: Request, pool: ComputeDep, encoding: Enco
                    ) -> Response:
     body = await request.body()
     t0 = time.perf_counter()
-    reply = await pool.submit(compute, kind, body, encoding, _gzip_ok(request))
-    t1 = time.perf_counter()
-    content = reply.take_body()  # frees a shared block
-    timing = {**reply.timing, "copy": time.perf_counter() - t1,
-              "total": time.perf_counter() - t0}
+    reply, content = await pool.run(kind, body, encoding, _gzip_ok(request))
+    timing = {**reply.timing, "total": time.perf_counter() - t0}
     headers = {**reply.headers, "server-timing": server_timing(timing)} if reply.timing \
         else reply.headers
     binary = encoding == "binary" and reply.status == 200

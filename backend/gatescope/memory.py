@@ -5,8 +5,12 @@ mmap threshold with fresh pages from the kernel and gives freed heap tops back, 
 touched ~7,500 new pages; each first touch is a page fault, and in a virtual machine a
 fault costs microseconds: ~25 ms of a 130 ms run. Raising the mmap threshold to its
 maximum (32 MiB) and the trim threshold to 256 MiB lets the next run reuse the same pages:
-after the first run a run faults almost never. The cost is that up to 256 MiB of freed
-heap stays with the process.
+after the first run a run faults almost never.
+
+The cost: the process keeps freed memory rather than returning it, up to 256 MiB at the
+top of its heap and whatever sits below live blocks. It applies to the whole process that
+imports gatescope's engine (a notebook, the server's workers, the trainer), which is why
+it is said here and in the README.
 """
 
 from __future__ import annotations

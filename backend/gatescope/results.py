@@ -48,19 +48,8 @@ class LayerResult:
         return out
 
 
-class _Checked:
-    """A result whose `warnings` name every field that overflowed, and nothing else."""
-
-    warnings: list[str]
-
-    @property
-    def finite(self) -> bool:
-        """No NaN or ±inf in any array."""
-        return not self.warnings
-
-
 @dataclass
-class RunResult(_Checked):
+class RunResult:
     """A forward pass and BPTT over one sequence. See ../shared/API.md for every field.
 
     input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names
@@ -84,6 +73,8 @@ class RunResult(_Checked):
     param_grads: dict[str, np.ndarray]
     initial_state_grad: dict[str, np.ndarray]
     warnings: list[str] = field(default_factory=list)
+    # no NaN or ±inf in any array: set with `warnings` (overflow_warnings), False until then
+    finite: bool = False
     grad_norm: dict[str, float] | None = None  # {"total", "clipped"} when clipping
     outputs: dict[str, np.ndarray] | None = None  # {"logits", "probs"} with a readout
 
@@ -106,9 +97,8 @@ class RunResult(_Checked):
         return jsonable(self.as_dict())
 
 
-
 @dataclass
-class JacobianResult(_Checked):
+class JacobianResult:
     """The one-step Jacobian at `step` of `layer`: terms (LSTM's four, else {}) and total,
     each (H, H), row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j]."""
 
@@ -117,6 +107,7 @@ class JacobianResult(_Checked):
     terms: dict[str, np.ndarray]
     total: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    finite: bool = False  # as in RunResult
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "layer": self.layer, "terms": self.terms, "total": self.total,
@@ -124,7 +115,6 @@ class JacobianResult(_Checked):
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(self.as_dict())
-
 
 
 def overflow_warnings(data: dict[str, Any]) -> list[str]:

@@ -191,7 +191,8 @@ def _seeded(cell: str, D: int, H: int, L: int, seed: int, forget_bias: float | N
     if count * np.dtype(dtype).itemsize > _SEEDED_MAX_BYTES:
         return pytorch_init(CELLS[cell], D, H, L, seed, forget_bias, np.dtype(dtype),
                             recurrent_scale)
-    return _seeded_kept(cell, D, H, L, seed, forget_bias, dtype, recurrent_scale)
+    kept = _seeded_kept(cell, D, H, L, seed, forget_bias, dtype, recurrent_scale)
+    return {name: a.view() for name, a in kept.items()}  # a view of read-only stays read-only
 
 
 @lru_cache(maxsize=4)
@@ -301,6 +302,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
     )
     result.warnings = overflow_warnings(result.as_dict())
+    result.finite = not result.warnings
     return result
 
 
@@ -361,4 +363,5 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
         mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
     result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])
     result.warnings = overflow_warnings({"terms": result.terms, "total": result.total})
+    result.finite = not result.warnings
     return result

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gatescope
+from gatescope.cells import CELLS
 
 
 def exploding_relu_request(T: int = 200) -> dict:
@@ -50,16 +51,20 @@ def test_no_warnings_when_everything_is_finite():
 SIGMOID_INPUTS = [-1e4, -800.0, -100.0, -88.5, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0, 1e4]
 
 
-def gate_sigmoids(cell: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """(pre-activations, σ as the cell computed it) of the first gate of a one-unit cell whose
-    pre-activation at step t is the input x_t (W_ih = 1, W_hh = 0, biases 0)."""
-    G = {"lstm": 4, "gru": 3}[cell]
-    tensors = {"weight_ih_l0": [[1.0]] * G, "weight_hh_l0": [[0.0]] * G,
-               "bias_ih_l0": [0.0] * G, "bias_hh_l0": [0.0] * G}
-    result = gatescope.run({"cell": cell, "hidden_size": 1, "dtype": dtype,
-                            "input": {"values": SIGMOID_INPUTS}, "weights": {"tensors": tensors}})
-    first = {"lstm": "i", "gru": "r"}[cell]
-    return result.layers[0].pre[first][:, 0], result.layers[0].gates[first][:, 0]
+def cell_sigmoids(cell_name: str, dtype: str) -> np.ndarray:
+    """(T, gates) σ of every sigmoid gate of a one-unit cell whose pre-activations at step t
+    all equal x_t, straight from the cell's own loop (no np.errstate around it)."""
+    cell = CELLS[cell_name]
+    x = np.asarray(SIGMOID_INPUTS, dtype)
+    T, G = len(x), cell.blocks
+    xw = np.repeat(x[:, None, None], G, axis=2)  # (T, N=1, G·H) with H = 1
+    trace = cell.new_trace(T, np.zeros((1, 1), dtype), None if cell.name == "gru"
+                           else np.zeros((1, 1), dtype))
+    b_step = np.zeros(1, dtype) if cell.name == "gru" else None
+    cell.forward(xw.copy(), np.zeros((1, G), dtype), b_step, trace)  # (it flips xw in place)
+    np.testing.assert_array_equal(trace.pre[:, 0], xw[:, 0])  # pre restored exactly
+    sig = {"lstm": [0, 1, 3], "gru": [0, 1]}[cell.name]  # i, f, o; r, z
+    return trace.act[:, 0, sig]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -69,17 +74,37 @@ def test_gate_sigmoid_is_pytorchs_exact_and_quiet_for_any_input(cell, dtype):
     where e^(−x) overflows (as torch.sigmoid gives), and no warning or NaN for any x."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        x, s = gate_sigmoids(cell, dtype)
+        s = cell_sigmoids(cell, dtype)
     assert s.dtype == np.dtype(dtype) and np.all(np.isfinite(s))
-    np.testing.assert_array_equal(x, np.asarray(SIGMOID_INPUTS, dtype))
     exact = 1.0 / (1.0 + np.exp(-np.asarray(SIGMOID_INPUTS, np.longdouble)))
     overflows = -np.asarray(SIGMOID_INPUTS) > np.log(np.finfo(dtype).max)
     assert np.all(s[overflows] == 0.0)  # torch.sigmoid(-100.0) is 0 in float32, too
     tiny = np.finfo(dtype).tiny  # below it, float32/64 keep fewer digits (subnormals)
     kept = ~overflows & (exact >= tiny)
-    np.testing.assert_allclose(s[kept], exact[kept].astype(np.float64),
-                               rtol={"float32": 3e-7, "float64": 5e-16}[dtype])
-    assert s[SIGMOID_INPUTS.index(-40.0)] > 0  # the tail keeps its digits: σ(−40) ≈ 4.2e−18
+    for gate in s.T:
+        np.testing.assert_allclose(gate[kept], exact[kept].astype(np.float64),
+                                   rtol={"float32": 3e-7, "float64": 5e-16}[dtype])
+    assert np.all(s[SIGMOID_INPUTS.index(-40.0)] > 0)  # the tail keeps its digits: 4.2e−18
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_pre_activations_held_negated_come_back_with_zeros_as_plus_zero(cell):
+    """Exact zeros everywhere: the pre-activations are +0, as PyTorch's sums give them, not
+    the −0 a negated sum would leave."""
+    G, H = CELLS[cell].blocks, 2
+    tensors = {"weight_ih_l0": [[0.0]] * G * H, "weight_hh_l0": [[0.0] * H] * G * H,
+               "bias_ih_l0": [0.0] * G * H, "bias_hh_l0": [0.0] * G * H}
+    result = gatescope.run({"cell": cell, "input": {"values": [0.0, 0.0]},
+                            "weights": {"tensors": tensors}})
+    for pre in result.layers[0].pre.values():
+        assert np.all(pre == 0.0) and not np.any(np.signbit(pre))
+
+
+def test_results_count_as_finite_only_once_checked():
+    assert gatescope.run(exploding_relu_request(T=20)).finite
+    assert not gatescope.run(exploding_relu_request()).finite
+    from gatescope.results import JacobianResult
+    assert not JacobianResult(0, 0, {}, np.zeros((2, 2))).finite  # never checked
 
 
 def test_all_finite_sees_every_nan_and_inf_and_no_false_alarm():

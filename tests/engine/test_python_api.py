@@ -68,26 +68,31 @@ def test_same_seed_same_weights_different_seed_different():
     assert a == b != c
 
 
-def test_seeded_weights_are_kept_read_only_for_the_next_run_and_big_ones_are_not():
+def test_seeded_weights_are_kept_read_only_for_the_next_run_and_big_ones_are_not(
+        monkeypatch):
+    from gatescope import runner
     from gatescope.cells import CELLS
-    from gatescope.runner import _seeded, _seeded_kept
     from gatescope.weights import pytorch_init
     args = ("lstm", 5, 8, 2, 7, 1.0, "<f4", 1.0)
-    kept = _seeded(*args)
-    assert _seeded(*args) is kept  # the same dict of arrays, not drawn again
+    kept, again = runner._seeded(*args), runner._seeded(*args)
+    assert kept is not again  # each run gets its own dict: replacing an entry harms none
     fresh = pytorch_init(CELLS["lstm"], 5, 8, 2, 7, 1.0, np.dtype("<f4"), 1.0)
     for name, a in fresh.items():
         np.testing.assert_array_equal(kept[name], a)
-        assert not kept[name].flags.writeable  # no run can change them for the next
+        assert np.shares_memory(kept[name], again[name])  # not drawn again
+        with pytest.raises(ValueError):  # no run can change them for the next
+            kept[name].flags.writeable = True
     # and a run's answers do not depend on whether its weights were kept
     req = {"cell": "lstm", "hidden_size": 8, "num_layers": 2, "dtype": "float32",
            "input": {"values": [[0.1] * 5] * 4}, "weights": {"seed": 7, "forget_bias": 1.0}}
     first = gatescope.run(req).to_json()
-    _seeded_kept.cache_clear()
+    runner._seeded_kept.cache_clear()
     assert gatescope.run(req).to_json() == first
-    # 4 layers × 4·1024 × (1024 + 1024 + 2) float32 numbers are over 16 MiB: drawn each time
-    big = ("lstm", 1024, 1024, 4, 0, None, "<f4", 1.0)
-    assert _seeded(*big) is not _seeded(*big)
+    # a model over the size limit is drawn each time
+    monkeypatch.setattr(runner, "_SEEDED_MAX_BYTES", 1000)
+    big = runner._seeded(*args)
+    assert not np.shares_memory(big["weight_hh_l0"], runner._seeded(*args)["weight_hh_l0"])
+    assert big["weight_hh_l0"].flags.writeable
 
 
 def test_weights_follow_pytorch_default_init_bounds():

@@ -62,7 +62,7 @@ class Trace(Protocol):
 
 @dataclass(frozen=True)
 class Cell:
-    """One cell type: its gates in PyTorch's order and its step functions.
+    """One cell type: its gates in PyTorch's order and its forward and backward loops.
 
     blocks: G, the number of H-row blocks stacked in weight_ih/weight_hh (4, 3 or 1).
     new_trace(T, h0, c0): empty buffers for T steps of one layer, holding the initial state.

@@ -134,7 +134,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
 
     As in the LSTM, r's and z's pre-activations are held negated inside the loop (their rows
     of W_hh and xw flipped once), so σ(x) = 1 / (1 + e^(−x)) costs one exp, one add, one
-    reciprocal; `pre` is restored exactly after the loop.
+    reciprocal; `pre` is restored exactly after the loop (a zero as +0).
     """
     H = trace.h.shape[-1]
     flip = np.ones(3 * H, W_hhT.dtype)
@@ -165,7 +165,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
             np.add(h_t, n, h_t)
             if clamp:
                 apply(clamp, {"h": h_t})
-    np.multiply(pre, flip, pre)
+    np.subtract(0.0, pre[..., :2 * H], pre[..., :2 * H])  # r, z: 0 − (−x) = x; a zero is +0
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
@@ -176,6 +176,7 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     broadcast). dh_ext: (T, N, H) ∂L/∂h_t from outside the recurrence. truncate: window k or
     None (see lstm.backward). Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, 3H),
     ∂L/∂(pre-activations of r, z, n). Returns ∂L/∂h_{−1} (N, H), and None: no cell state.
+    As in lstm.backward, each step writes ∂L/∂h_{t−1} straight into row t−1 of dH.
     """
     T, N, H = dH.shape
     dh0 = np.zeros((N, H), dH.dtype)
@@ -197,11 +198,11 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
         np.multiply(dh, dh_dpre_z, da_z)
         if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
             dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
-            continue
-        np.multiply(dh, z, dh_prev)  # h' = … + z ⊙ h, directly
-        np.add(dh_prev, np.matmul(da_rz, W_rz, through_rz), dh_prev)  # through r, z
-        np.multiply(da_n, r, gated)  # through n, whose recurrent part sits behind r
-        np.add(dh_prev, np.matmul(gated, W_n, through_n), dh_prev)
+        else:
+            np.multiply(dh, z, dh_prev)  # h' = … + z ⊙ h, directly
+            np.add(dh_prev, np.matmul(da_rz, W_rz, through_rz), dh_prev)  # through r, z
+            np.multiply(da_n, r, gated)  # through n, whose recurrent part sits behind r
+            np.add(dh_prev, np.matmul(gated, W_n, through_n), dh_prev)
     return dh0, None
 
 

@@ -147,8 +147,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
     The pre-activations of i, f and o are held negated inside the loop (their rows of W_hh
     and xw flipped once), so σ(x) = 1 / (1 + e^(−x)) is one exp, one add, one reciprocal
     over all four blocks at once; g's block is then overwritten by its tanh. Negation is
-    exact, so `pre` is restored bit for bit after the loop. As in PyTorch, σ(x) = 0 where
-    e^(−x) overflows (x < −88.7 in float32, −709.8 in float64).
+    exact, so `pre` is restored bit for bit after the loop (a zero as +0). As in PyTorch,
+    σ(x) = 0 where e^(−x) overflows (x < −88.7 in float32, −709.8 in float64).
     """
     H = trace.h.shape[-1]
     flip = np.ones(4 * H, W_hhT.dtype)
@@ -180,7 +180,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
             np.multiply(o_t, tanh_c, h_t)  # h' = o ⊙ tanh(c')
             if clamp:
                 apply(clamp, {"h": h_t})
-    np.multiply(trace.pre, flip, trace.pre)
+    for flipped in (trace.pre[..., :2 * H], trace.pre[..., 3 * H:]):  # i, f and o
+        np.subtract(0.0, flipped, flipped)  # 0 − (−x) = x exactly, and a zero comes back +0
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
@@ -194,12 +195,16 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     t is a positive multiple of k. Writes dH, dC (T, N, H), the total ∂L/∂h_t and ∂L/∂c_t, and
     dA (T, N, 4H), ∂L/∂(pre-activations). Returns ∂L/∂h_{−1}, ∂L/∂c_{−1}: (N, H) each.
     Steps that dh_ext does not reach (all but the last for a loss on h_{T−1}) skip adding it.
+
+    The loop runs backwards over views of every array at once. ∂L/∂h_{t−1} through step t
+    (da_t W_hh) is written straight into row t−1 of dH, which then gains dh_ext there: dH
+    doubles as the carry between steps (row T−1 starts at 0; at t = 0 the product goes to
+    dh0). dc_carry holds ∂L/∂c_t from step t+1 on entry to step t, ∂L/∂c_{t−1} on exit.
     """
     T, N, H = dH.shape
-    dh0, dc_next = np.zeros((N, H), dH.dtype), np.zeros((N, H), dH.dtype)
+    dh0, dc_carry = np.zeros((N, H), dH.dtype), np.zeros((N, H), dH.dtype)
     dH[-1] = 0.0
-    # where step t's product sends ∂L/∂h_{t−1}: the row below, or dh0 at t = 0
-    carry_to = [dh0, *dH[:-1]]
+    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
     dA_ifg = dA[..., :3 * H].reshape(T, N, 3, H)
     touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
     steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dC[::-1], dC[::-1, :, None, :], dA[::-1],
@@ -209,14 +214,14 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
             dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
-        np.multiply(dh, dh_dc, dc)  # h = o ⊙ tanh(c)
-        np.add(dc, dc_next, dc)
-        np.multiply(dc_dpre, dc_bcast, da_ifg)
-        np.multiply(dh, dh_dpre_o, da_o)
+        np.multiply(dh, dh_dc, dc)  # total ∂L/∂c_t: through h = o ⊙ tanh(c), and from t+1
+        np.add(dc, dc_carry, dc)
+        np.multiply(dc_dpre, dc_bcast, da_ifg)  # ∂L/∂ pre-activations of i, f, g
+        np.multiply(dh, dh_dpre_o, da_o)  # … and of o
         if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
             dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
-            dc_next[...] = 0.0
+            dc_carry[...] = 0.0
         else:
             np.matmul(da, W_hh, dh_prev)
-            np.multiply(dc, f, dc_next)  # c_t = f ⊙ c_{t−1} + …
-    return dh0, dc_next
+            np.multiply(dc, f, dc_carry)  # c_t = f ⊙ c_{t−1} + …
+    return dh0, dc_carry

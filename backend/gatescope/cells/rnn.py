@@ -107,7 +107,7 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     """Backpropagation through time for one layer, t = T−1 … 0 (see lstm.backward).
 
     Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, H), ∂L/∂a_t. Returns ∂L/∂h_{−1}
-    (N, H), and None: no cell state.
+    (N, H), and None: no cell state. Each step writes ∂L/∂h_{t−1} straight into row t−1 of dH.
     """
     T, N, H = dH.shape
     dh0 = np.zeros((N, H), dH.dtype)

@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +31,9 @@ def large(seed: int = 0, rows: int = 1024) -> tuple[np.ndarray, BinaryLayout]:
 
 
 def files(prefix: str) -> set[str]:
-    return {p.name for p in reply_blocks.SHM_DIR.iterdir() if p.name.startswith(prefix)}
+    """The blocks in /dev/shm with this prefix (not the server's lock file)."""
+    return {p.name for p in reply_blocks.SHM_DIR.iterdir()
+            if p.name.startswith(prefix) and not p.name.endswith("lock")}
 
 
 @pytest.fixture()
@@ -43,7 +43,7 @@ def blocks():
     while reply_blocks._mapped:  # this process played the worker, too
         reply_blocks._mapped.popitem()[1].map.close()
     b.close()
-    assert files(b.prefix) == set()  # nothing left behind
+    assert not any(reply_blocks.SHM_DIR.glob(b.prefix + "*"))  # nothing left, lock included
 
 
 @needs_shm
@@ -76,8 +76,10 @@ def test_a_reply_too_big_for_the_lent_block_gets_a_new_one_and_keep_bounds_the_r
     blocks.give_back(lent.name, big)
     assert len(blocks.free) == 2  # keep=2
     third = write(large(2, rows=8192)[1], None, blocks.prefix)
-    blocks.give_back(third)  # a third free block is one too many: removed
-    assert len(blocks.free) == 2 and third not in files(blocks.prefix)
+    blocks.read(third, 10)
+    blocks.give_back(third)  # three free blocks are one too many: the smallest goes
+    assert [b.name for b in blocks.free] == [third, big]
+    assert small not in files(blocks.prefix)
 
 
 @needs_shm
@@ -99,14 +101,33 @@ def test_small_bodies_and_a_full_dev_shm_go_through_the_pipe(blocks, monkeypatch
 def test_sweeps_remove_what_dead_workers_and_dead_servers_left(blocks):
     (reply_blocks.SHM_DIR / (blocks.prefix + "orphan")).write_bytes(b"x" * 4096)
     blocks.sweep()  # too young: it may be a reply on its way
-    assert "orphan" in "".join(files(blocks.prefix))
+    assert files(blocks.prefix) == {blocks.prefix + "orphan"}
     blocks.sweep(min_age=0.0)
     assert files(blocks.prefix) == set()
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
-    (reply_blocks.SHM_DIR / f"gatescope_{gone}_stale").write_bytes(b"x" * 4096)
-    ReplyBlocks(keep=1).close()  # a new server removes the blocks of servers that are gone
-    assert files(f"gatescope_{gone}_") == set()
+    # another server that runs keeps its blocks; once it is gone (its lock free), the next
+    # server to start removes them, and so it does for blocks with no lock at all
+    other = ReplyBlocks(keep=1)
+    theirs = write(large(0)[1], None, other.prefix)
+    ReplyBlocks(keep=1).close()
+    assert files(other.prefix) == {theirs}
+    other._release.detach()  # that server crashes: no cleanup runs, its files stay,
+    os.close(other._lock)  # and the kernel lets its lock go
+    (reply_blocks.SHM_DIR / "gatescope_1_0000_nolock").write_bytes(b"x")
+    ReplyBlocks(keep=1).close()
+    assert files(other.prefix) == set() and files("gatescope_1_0000_") == set()
+    assert not (reply_blocks.SHM_DIR / (other.prefix + "lock")).exists()
+
+
+@needs_shm
+def test_a_block_removed_behind_the_servers_back_is_not_lent_and_a_lost_reply_is_a_503(
+        blocks):
+    name = write(large(0)[1], None, blocks.prefix)
+    blocks.read(name, 10)
+    blocks.give_back(name)
+    (reply_blocks.SHM_DIR / name).unlink()  # say, someone cleaned /dev/shm
+    assert blocks.lend() is None and blocks.owned == {}
+    with pytest.raises(OSError):
+        blocks.read(blocks.prefix + "never-made", 10)
 
 
 def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(tmp_path):
@@ -138,9 +159,10 @@ def _blas_timeout() -> str | None:
 
 
 @needs_shm
-def test_a_pool_reuses_its_block_survives_a_dead_worker_and_leaves_nothing(tmp_path,
+def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_path,
                                                                             monkeypatch):
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)  # the pool sets it
+    monkeypatch.setattr(reply_blocks, "SWEEP_AFTER", 0.5)
     pool = compute.ComputePool(1, tmp_path, compute._limits)
     prefix = pool.blocks.prefix
 
@@ -164,19 +186,41 @@ def test_a_pool_reuses_its_block_survives_a_dead_worker_and_leaves_nothing(tmp_p
         while not pool.blocks.free and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert [b.name for b in pool.blocks.free] == [first.shared]
-        # a worker killed mid-way: 503, the pool is rebuilt, and a block it made and never
-        # reported is swept
+        # a worker killed mid-way: 503, the pool is rebuilt, the block lent to it is not
+        # lent again, and a block it made and never reported is swept once it cannot be a
+        # reply on its way any more
         orphan = Path(reply_blocks.SHM_DIR, prefix + "orphan")
         orphan.write_bytes(b"x")
-        os.utime(orphan, (time.time() - 60, time.time() - 60))
         task = asyncio.create_task(pool.run("run", SLOW, "binary", False))
         await asyncio.sleep(0.1)
         for process in pool.pool._processes.values():
             process.kill()
         reply, _ = await task
-        assert reply.status == 503 and not orphan.exists()
+        assert reply.status == 503 and pool.blocks.free == [] and orphan.exists()
+        await asyncio.sleep(1.0)  # SWEEP_AFTER, patched to 0.5 s
+        assert not orphan.exists()
         again, body3 = await pool.run("run", BIG, "binary", False)
         assert again.status == 200 and body3 == body1
+        # a worker that dies while idle: the next request goes to a new one, unharmed
+        broken = pool.pool
+        for process in broken._processes.values():
+            process.kill()
+        deadline = time.monotonic() + 30
+        while not broken._broken and time.monotonic() < deadline:  # once the pool knows
+            await asyncio.sleep(0.05)
+        after, body4 = await pool.run("run", BIG, "binary", False)
+        assert after.status == 200 and body4 == body1
+        # a request whose worker raises hands its lent block back
+        assert len(pool.blocks.free) == 1
+
+        async def raising(*args, **kwargs):
+            raise RuntimeError("a bug in a worker")
+
+        monkeypatch.setattr(pool, "submit", raising)
+        with pytest.raises(RuntimeError):
+            await pool.run("run", BIG, "binary", False)
+        assert len(pool.blocks.free) == 1
+        assert files(prefix) == {b.name for b in pool.blocks.free}  # nothing else is left
 
     try:
         asyncio.run(scenario())

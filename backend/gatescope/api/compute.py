@@ -45,6 +45,7 @@ class Reply:
     shared: str | None = None
     size: int = 0
     timing: dict[str, float] = field(default_factory=dict)  # seconds, for Server-Timing
+    worker_died: bool = False  # the pool broke under this request
 
 
 def _error(status: int, detail: object) -> Reply:
@@ -158,15 +159,29 @@ class ComputePool:
                   gzip_ok: bool) -> tuple[Reply, bytes]:
         """One /run or /jacobian request in a worker: its reply and the response body."""
         lent = self.blocks.lend() if encoding == "binary" else None
+        lent_name = lent.name if lent else None
 
         def finished(reply: Reply | None) -> None:  # the worker is done with the blocks
-            self.blocks.give_back(lent and lent.name, reply and reply.shared)
+            self.blocks.give_back(lent_name, reply.shared if reply else None)
 
-        reply = await self.submit(compute, kind, body, encoding, gzip_ok, lent,
-                                  self.blocks.prefix, finished=finished)
+        try:
+            reply = await self.submit(compute, kind, body, encoding, gzip_ok, lent,
+                                      self.blocks.prefix, finished=finished)
+        except asyncio.CancelledError:
+            raise  # `finished` runs when the worker is done
+        except BaseException:
+            finished(None)  # the worker raised: it is done with the lent block
+            raise
+        if reply.worker_died:  # a surviving worker of the broken pool may still write there
+            self.blocks.discard(lent_name)
+            return reply, reply.body
         t0 = time.perf_counter()
         try:
             content = self.blocks.read(reply.shared, reply.size) if reply.shared else reply.body
+        except (OSError, ValueError):  # its block vanished (someone cleaned /dev/shm)
+            self.blocks.discard(reply.shared)
+            reply = _error(503, "the reply was lost on its way from the worker; try again")
+            content = reply.body
         finally:
             finished(reply)
         if reply.timing:
@@ -176,10 +191,19 @@ class ComputePool:
     async def submit(self, fn, *args, finished=None) -> Reply:
         """Run fn(*args) in a worker. If the request is cancelled (a client gone, a
         shutdown) while the worker still works, `finished(reply or None)` runs when it is
-        done: only then may the blocks it writes into be lent again."""
+        done: only then may the blocks it writes into be lent again. A worker that died
+        while idle is replaced and the request sent again; one that dies on the request
+        gives a 503."""
         loop = asyncio.get_running_loop()
-        pool = self.pool
-        future = loop.run_in_executor(pool, fn, *args)
+        for _ in range(2):
+            pool = self.pool
+            try:
+                future = loop.run_in_executor(pool, fn, *args)
+                break
+            except BrokenProcessPool:  # broken before this request reached a worker
+                self._rebuild(pool)
+        else:
+            return _died()
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -187,16 +211,29 @@ class ComputePool:
                 future.add_done_callback(lambda f: finished(_reply_of(f)))
             raise
         except BrokenProcessPool:
-            if self.pool is pool:  # the first to notice rebuilds; the others reuse it
-                pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = self._new_pool()
-                self.blocks.sweep()  # what a dead worker made and never reported
-            return _error(503, "a compute worker stopped (it may have run out of memory); "
-                          "the request was not completed — try again or ask for less")
+            self._rebuild(pool)
+            return _died()
+
+    def _rebuild(self, pool: ProcessPoolExecutor) -> None:
+        if self.pool is pool:  # the first to notice rebuilds; the others reuse it
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            # what a dead worker made and never reported: what is old enough now, the rest
+            # once it can no longer be a reply on its way
+            self.blocks.sweep()
+            asyncio.get_running_loop().call_later(reply_blocks.SWEEP_AFTER,
+                                                  self.blocks.sweep)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.blocks.close()
+
+
+def _died() -> Reply:
+    reply = _error(503, "a compute worker stopped (it may have run out of memory); the "
+                   "request was not completed — try again or ask for less")
+    reply.worker_died = True
+    return reply
 
 
 def _reply_of(future: asyncio.Future) -> Reply | None:

@@ -30,6 +30,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from .cells import Cell, Trace
+from .cells.steps import detached
 
 
 @dataclass
@@ -174,11 +175,8 @@ def flow(cell: Cell, trace: Trace, W_hh: np.ndarray, dC: np.ndarray,
     for name, alpha in fac.alphas.items():
         back = ((alpha * dC).reshape(-1, H) @ fac.Ws[name]).reshape(dC.shape)  # one product
         out[name] = _norm(back * fac.d)
-    T = dC.shape[0]
-    stopped = np.zeros(T, dtype=bool)
+    stopped = detached(dC.shape[0], truncate)
     stopped[0] = True
-    if truncate is not None:
-        stopped[truncate::truncate] = True
     for values in out.values():
         values[stopped] = 0.0
     return out

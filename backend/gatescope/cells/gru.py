@@ -21,6 +21,7 @@ import numpy as np
 
 from ..numerics import dsigmoid, dtanh
 from .clamps import StepClamps, apply
+from .steps import back_through_time, negate_sigmoid_blocks, restore_sigmoid_blocks
 
 GATES = ("r", "z", "n")
 HAS_CELL_STATE = False
@@ -137,10 +138,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
     reciprocal; `pre` is restored exactly after the loop (a zero as +0).
     """
     H = trace.h.shape[-1]
-    flip = np.ones(3 * H, W_hhT.dtype)
-    flip[:2 * H] = -1.0  # r, z
-    W_hhT = W_hhT * flip
-    np.multiply(xw, flip, xw)  # the engine's own array: flipped in place
+    sigmoids = (slice(0, 2 * H),)  # r, z
+    W_hhT = negate_sigmoid_blocks(xw, W_hhT, sigmoids)  # xw: the engine's own, flipped in place
     pre, act, h = trace.pre, trace.act, trace.h
     steps = zip(xw[..., :2 * H], xw[..., 2 * H:], pre, pre[..., :2 * H], pre[..., 2 * H:],
                 act[..., :2 * H], act[..., :H], act[..., H:2 * H], act[..., 2 * H:], trace.hn,
@@ -165,7 +164,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
             np.add(h_t, n, h_t)
             if clamp:
                 apply(clamp, {"h": h_t})
-    np.subtract(0.0, pre[..., :2 * H], pre[..., :2 * H])  # r, z: 0 − (−x) = x; a zero is +0
+    restore_sigmoid_blocks(pre, sigmoids)
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
@@ -176,28 +175,24 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     broadcast). dh_ext: (T, N, H) ∂L/∂h_t from outside the recurrence. truncate: window k or
     None (see lstm.backward). Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, 3H),
     ∂L/∂(pre-activations of r, z, n). Returns ∂L/∂h_{−1} (N, H), and None: no cell state.
-    As in lstm.backward, each step writes ∂L/∂h_{t−1} straight into row t−1 of dH.
+    Each step writes ∂L/∂h_{t−1} straight into row t−1 of dH (steps.back_through_time).
     """
-    T, N, H = dH.shape
-    dh0 = np.zeros((N, H), dH.dtype)
-    dH[-1] = 0.0
-    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
+    N, H = dH.shape[1:]
+    dh0, walk = back_through_time(dh_ext, dH, truncate)
     W_rz, W_n = W_hh[:2 * H], W_hh[2 * H:]
     through_rz, through_n, gated = (np.empty((N, H), dH.dtype) for _ in range(3))
-    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
-    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dA[::-1, :, :H], dA[::-1, :, H:2 * H],
-                dA[::-1, :, :2 * H], dA[::-1, :, 2 * H:], local.dh_dpre_n[::-1],
-                local.dpre_n_dpre_r[::-1], local.dh_dpre_z[::-1], local.r[::-1],
-                local.z[::-1], carry_to[::-1], strict=True)
-    for t, (ext, reached, dh, da_r, da_z, da_rz, da_n, dh_dpre_n, dpre_n_dpre_r, dh_dpre_z, r, z,
-            dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+    own = zip(dA[::-1, :, :H], dA[::-1, :, H:2 * H], dA[::-1, :, :2 * H], dA[::-1, :, 2 * H:],
+              local.dh_dpre_n[::-1], local.dpre_n_dpre_r[::-1], local.dh_dpre_z[::-1],
+              local.r[::-1], local.z[::-1], strict=True)
+    for (ext, reached, cut, dh, dh_prev), (da_r, da_z, da_rz, da_n, dh_dpre_n, dpre_n_dpre_r,
+                                          dh_dpre_z, r, z) in zip(walk, own, strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
         np.multiply(dh, dh_dpre_n, da_n)
         np.multiply(da_n, dpre_n_dpre_r, da_r)
         np.multiply(dh, dh_dpre_z, da_z)
-        if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
-            dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
+        if cut:  # the state entering t is detached: values carried on, gradients stop
+            dh_prev[...] = 0.0
         else:
             np.multiply(dh, z, dh_prev)  # h' = … + z ⊙ h, directly
             np.add(dh_prev, np.matmul(da_rz, W_rz, through_rz), dh_prev)  # through r, z

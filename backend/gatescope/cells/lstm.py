@@ -22,6 +22,7 @@ import numpy as np
 
 from ..numerics import dsigmoid, dtanh
 from .clamps import StepClamps, apply
+from .steps import back_through_time, negate_sigmoid_blocks, restore_sigmoid_blocks
 
 GATES = ("i", "f", "g", "o")
 HAS_CELL_STATE = True
@@ -151,10 +152,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
     σ(x) = 0 where e^(−x) overflows (x < −88.7 in float32, −709.8 in float64).
     """
     H = trace.h.shape[-1]
-    flip = np.ones(4 * H, W_hhT.dtype)
-    flip[:2 * H] = flip[3 * H:] = -1.0  # i, f, o
-    W_hhT = W_hhT * flip
-    np.multiply(xw, flip, xw)  # the engine's own array: flipped in place
+    sigmoids = (slice(0, 2 * H), slice(3 * H, 4 * H))  # i, f; o
+    W_hhT = negate_sigmoid_blocks(xw, W_hhT, sigmoids)  # xw: the engine's own, flipped in place
     act, c, h = trace.act, trace.c, trace.h
     i, f, g, o = split_gates(act).values()
     ig = np.empty_like(h[0])  # i ⊙ g
@@ -180,8 +179,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
             np.multiply(o_t, tanh_c, h_t)  # h' = o ⊙ tanh(c')
             if clamp:
                 apply(clamp, {"h": h_t})
-    for flipped in (trace.pre[..., :2 * H], trace.pre[..., 3 * H:]):  # i, f and o
-        np.subtract(0.0, flipped, flipped)  # 0 − (−x) = x exactly, and a zero comes back +0
+    restore_sigmoid_blocks(trace.pre, sigmoids)
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
@@ -196,30 +194,27 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     dA (T, N, 4H), ∂L/∂(pre-activations). Returns ∂L/∂h_{−1}, ∂L/∂c_{−1}: (N, H) each.
     Steps that dh_ext does not reach (all but the last for a loss on h_{T−1}) skip adding it.
 
-    The loop runs backwards over views of every array at once. ∂L/∂h_{t−1} through step t
-    (da_t W_hh) is written straight into row t−1 of dH, which then gains dh_ext there: dH
-    doubles as the carry between steps (row T−1 starts at 0; at t = 0 the product goes to
-    dh0). dc_carry holds ∂L/∂c_t from step t+1 on entry to step t, ∂L/∂c_{t−1} on exit.
+    The loop runs backwards over views of every array at once (steps.back_through_time:
+    ∂L/∂h_{t−1} through step t, da_t W_hh, goes straight into row t−1 of dH). dc_carry holds
+    ∂L/∂c_t from step t+1 on entry to step t, ∂L/∂c_{t−1} on exit.
     """
     T, N, H = dH.shape
-    dh0, dc_carry = np.zeros((N, H), dH.dtype), np.zeros((N, H), dH.dtype)
-    dH[-1] = 0.0
-    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
+    dh0, walk = back_through_time(dh_ext, dH, truncate)
+    dc_carry = np.zeros((N, H), dH.dtype)
     dA_ifg = dA[..., :3 * H].reshape(T, N, 3, H)
-    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
-    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dC[::-1], dC[::-1, :, None, :], dA[::-1],
-                dA_ifg[::-1], dA[::-1, :, 3 * H:], local.dh_dc[::-1], local.dc_dpre[::-1],
-                local.dh_dpre_o[::-1], local.f[::-1], carry_to[::-1], strict=True)
-    for t, (ext, reached, dh, dc, dc_bcast, da, da_ifg, da_o, dh_dc, dc_dpre, dh_dpre_o, f,
-            dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+    own = zip(dC[::-1], dC[::-1, :, None, :], dA[::-1], dA_ifg[::-1], dA[::-1, :, 3 * H:],
+              local.dh_dc[::-1], local.dc_dpre[::-1], local.dh_dpre_o[::-1], local.f[::-1],
+              strict=True)
+    for (ext, reached, cut, dh, dh_prev), (dc, dc_bcast, da, da_ifg, da_o, dh_dc, dc_dpre,
+                                          dh_dpre_o, f) in zip(walk, own, strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
         np.multiply(dh, dh_dc, dc)  # total ∂L/∂c_t: through h = o ⊙ tanh(c), and from t+1
         np.add(dc, dc_carry, dc)
         np.multiply(dc_dpre, dc_bcast, da_ifg)  # ∂L/∂ pre-activations of i, f, g
         np.multiply(dh, dh_dpre_o, da_o)  # … and of o
-        if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
-            dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
+        if cut:  # the state entering t is detached: values carried on, gradients stop
+            dh_prev[...] = 0.0
             dc_carry[...] = 0.0
         else:
             np.matmul(da, W_hh, dh_prev)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..numerics import dtanh
 from .clamps import StepClamps, apply
+from .steps import back_through_time
 
 GATES: tuple[str, ...] = ()
 HAS_CELL_STATE = False
@@ -107,21 +108,16 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     """Backpropagation through time for one layer, t = T−1 … 0 (see lstm.backward).
 
     Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, H), ∂L/∂a_t. Returns ∂L/∂h_{−1}
-    (N, H), and None: no cell state. Each step writes ∂L/∂h_{t−1} straight into row t−1 of dH.
+    (N, H), and None: no cell state. Steps as in steps.back_through_time.
     """
-    T, N, H = dH.shape
-    dh0 = np.zeros((N, H), dH.dtype)
-    dH[-1] = 0.0
-    carry_to = [dh0, *dH[:-1]]  # where step t sends ∂L/∂h_{t−1}
-    touched = dh_ext.any(axis=(1, 2))  # steps where the loss (or the layer above) reaches h_t
-    steps = zip(dh_ext[::-1], touched[::-1], dH[::-1], dA[::-1], local.dh_da[::-1],
-                carry_to[::-1], strict=True)
-    for t, (ext, reached, dh, da, dh_da, dh_prev) in zip(range(T - 1, -1, -1), steps, strict=True):
+    dh0, walk = back_through_time(dh_ext, dH, truncate)
+    for (ext, reached, cut, dh, dh_prev), da, dh_da in zip(walk, dA[::-1], local.dh_da[::-1],
+                                                           strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
         np.multiply(dh, dh_da, da)  # h = φ(a)
-        if truncate is not None and t > 0 and t % truncate == 0:  # the state entering t
-            dh_prev[...] = 0.0  # is detached: values carried on, gradients stop
+        if cut:  # the state entering t is detached: values carried on, gradients stop
+            dh_prev[...] = 0.0
         else:
             np.matmul(da, W_hh, dh_prev)
     return dh0, None

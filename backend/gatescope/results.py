@@ -73,7 +73,7 @@ class RunResult:
     param_grads: dict[str, np.ndarray]
     initial_state_grad: dict[str, np.ndarray]
     warnings: list[str] = field(default_factory=list)
-    # no NaN or ±inf in any array: set with `warnings` (overflow_warnings), False until then
+    # no NaN or ±inf in any array: set with `warnings` (check_overflow), False until then
     finite: bool = False
     grad_norm: dict[str, float] | None = None  # {"total", "clipped"} when clipping
     outputs: dict[str, np.ndarray] | None = None  # {"logits", "probs"} with a readout
@@ -115,6 +115,12 @@ class JacobianResult:
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(self.as_dict())
+
+
+def check_overflow(result: RunResult | JacobianResult, data: dict[str, Any]) -> None:
+    """Set the result's `warnings` from its arrays in `data`, and `finite` with them."""
+    result.warnings = overflow_warnings(data)
+    result.finite = not result.warnings
 
 
 def overflow_warnings(data: dict[str, Any]) -> list[str]:

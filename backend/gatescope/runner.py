@@ -24,7 +24,7 @@ from .errors import ModelNotFoundError, invalid
 from .inputs import default_vocab, encode_text, encode_values
 from .limits import Limits
 from .numerics import finite_array
-from .results import JacobianResult, LayerResult, RunResult, overflow_warnings
+from .results import JacobianResult, LayerResult, RunResult, check_overflow
 from .schemas import (
     MAX_CONNECTIVITY_STEPS,
     MAX_CONNECTIVITY_WORK,
@@ -301,8 +301,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         layers=layers, input_grad=grads.input[:, 0], param_grads=param_grads,
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
     )
-    result.warnings = overflow_warnings(result.as_dict())
-    result.finite = not result.warnings
+    check_overflow(result, result.as_dict())
     return result
 
 
@@ -362,6 +361,5 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
         W_hh = p.params[param_names(req.layer)[1]]
         mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
     result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])
-    result.warnings = overflow_warnings({"terms": result.terms, "total": result.total})
-    result.finite = not result.warnings
+    check_overflow(result, {"terms": result.terms, "total": result.total})
     return result

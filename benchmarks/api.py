@@ -17,16 +17,20 @@ import base64
 import gzip
 import json
 import statistics
+import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
 import gatescope
-from gatescope.serving import running_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+from tests.helpers.server import running_server
 
 T, D, H = 1024, 64, 256
 

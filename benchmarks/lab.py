@@ -18,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 
 import gatescope
-from gatescope import engine, jacobians, runner
+from gatescope.core import engine, jacobians
+from gatescope.runner.prepare import prepare
 
 
 def median_ms(fn: Callable[[], object], rounds: int) -> float:
@@ -39,7 +40,7 @@ def main() -> None:
     x = np.random.default_rng(0).normal(size=(1024, 64)).round(4).tolist()
     req = gatescope.RunRequest.model_validate(
         {"cell": "lstm", "hidden_size": 256, "input": {"values": x}, "dtype": "float32"})
-    p = runner.prepare(req)
+    p = prepare(req)
     traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0)
     dH = np.zeros_like(traces[0].h[1:])
     dH[-1] = 1.0

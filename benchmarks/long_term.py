@@ -51,7 +51,7 @@ import multiprocessing as mp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gatescope import tasks  # noqa: E402
-from gatescope.cells import CELLS  # noqa: E402
+from gatescope.core.cells import CELLS  # noqa: E402
 from gatescope.training import (  # noqa: E402
     Adam,
     TrainConfig,

@@ -23,8 +23,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from gatescope import readout, tasks
-from gatescope.cells import CELLS
+from gatescope import tasks
+from gatescope.core import readout
+from gatescope.core.cells import CELLS
 from gatescope.training import Adam, init_params, train_step
 from timing import median_times
 

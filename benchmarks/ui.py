@@ -30,10 +30,12 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from gatescope.serving import running_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+from tests.helpers.server import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -11,10 +11,10 @@ The Python API:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import ModelNotFoundError
-from .results import JacobianResult, LayerResult, RunResult
+from .contract.errors import ModelNotFoundError
+from .contract.results import JacobianResult, LayerResult, RunResult
+from .contract.schemas import JacobianRequest, RunRequest
 from .runner import jacobian, run
-from .schemas import JacobianRequest, RunRequest
 
 try:
     __version__ = version("gatescope")

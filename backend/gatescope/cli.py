@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from . import __version__
-from .errors import ModelNotFoundError, error_detail
+from .contract.errors import ModelNotFoundError, error_detail
 from .runner import jacobian, run
 
 if TYPE_CHECKING:
@@ -191,8 +191,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"gatescope train: wrote {args.out}", file=sys.stderr)
     if args.no_store:
         return 0
+    from .models.store import ModelStore
     from .settings import Settings
-    from .store import ModelStore
 
     settings = Settings()
     info, _ = ModelStore(settings.data_dir, settings.limits).add(

@@ -16,7 +16,7 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS, MAX_WORK, Limits
+from .contract.limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS, MAX_WORK, Limits
 
 MiB = 1024 * 1024
 

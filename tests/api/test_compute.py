@@ -16,9 +16,8 @@ import pytest
 
 from gatescope.api import compute, reply_blocks
 from gatescope.api.reply_blocks import ReplyBlocks, write
-from gatescope.encoding import BinaryLayout
-
-from .test_run import read_binary
+from gatescope.contract.encoding import BinaryLayout
+from tests.helpers.api import read_binary
 
 needs_shm = pytest.mark.skipif(not reply_blocks.SHM_DIR.is_dir(),
                                reason="no /dev/shm on this system")

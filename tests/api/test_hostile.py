@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import make_client
+from tests.helpers.api import make_client
 
 HOSTILE_BODIES = {
     "NaN token": b'{"input": {"values": [NaN, 1]}}',

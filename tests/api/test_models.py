@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import gatescope
-
-from .conftest import make_client, npz_bytes, safetensors_bytes, state_dict, upload
+from tests.helpers.api import make_client, npz_bytes, safetensors_bytes, state_dict, upload
 
 
 def test_upload_infers_the_model_and_is_content_addressed(client):

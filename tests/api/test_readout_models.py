@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 import gatescope
-from gatescope.store import PRESETS_DIR, ModelStore
-
-from .conftest import make_client, npz_bytes, safetensors_bytes, state_dict, upload
+from gatescope.models.store import PRESETS_DIR, ModelStore
+from tests.helpers.api import make_client, npz_bytes, safetensors_bytes, state_dict, upload
 
 VOCAB = "abcd"
 CARD = {"description": "a tiny character model", "trained_on": ["abcd" * 3], "steps": 7}

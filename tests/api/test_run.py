@@ -8,6 +8,7 @@ import base64
 import numpy as np
 
 import gatescope
+from tests.helpers.api import read_binary
 
 REQ = {"cell": "lstm", "hidden_size": 4, "num_layers": 2, "input": {"text": "hello world"},
        "truncate": 3, "loss": {"type": "hidden_unit", "step": 7, "unit": 2}}
@@ -116,30 +117,6 @@ def test_unknown_model_is_404(client):
                                          "weights": {"model_id": "0123456789abcdef"}})
     assert r.status_code == 404
     assert "0123456789abcdef" in r.json()["detail"]
-
-
-def read_binary(content: bytes):
-    """The binary encoding: b"GSB1", uint32 header length, JSON header, aligned arrays."""
-    import json
-    assert content[:4] == b"GSB1"
-    n = int.from_bytes(content[4:8], "little")
-    assert (8 + n) % 8 == 0
-    data = memoryview(content)[8 + n:]
-
-    def resolve(obj):
-        if isinstance(obj, dict) and set(obj) == {"dtype", "shape", "offset", "nbytes"}:
-            assert obj["offset"] % 8 == 0
-            dtype = np.dtype("<" + obj["dtype"])
-            shape = tuple(int(k) for k in obj["shape"].split(","))
-            return np.frombuffer(data, dtype, obj["nbytes"] // dtype.itemsize,
-                                 obj["offset"]).reshape(shape)
-        if isinstance(obj, dict):
-            return {k: resolve(v) for k, v in obj.items()}
-        if isinstance(obj, list) and obj and isinstance(obj[0], dict):
-            return [resolve(v) for v in obj]
-        return obj
-
-    return resolve(json.loads(bytes(content[8:8 + n])))
 
 
 def test_binary_encoding_holds_the_same_numbers(client):

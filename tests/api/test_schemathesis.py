@@ -82,7 +82,7 @@ def _valid_runs():
 
 def test_successful_responses_conform_to_the_schema(api_schema):
     """Fuzzing mostly meets 422s; every kind of 200 is checked here on purpose."""
-    from .conftest import safetensors_bytes, state_dict
+    from tests.helpers.api import safetensors_bytes, state_dict
     checks = (status_code_conformance, content_type_conformance, response_schema_conformance)
     seen = 0
     for label, body, query in _valid_runs():

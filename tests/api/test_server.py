@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gatescope.serving import running_server
+from tests.helpers.server import running_server
 
 
 @pytest.fixture(scope="module")

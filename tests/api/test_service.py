@@ -7,7 +7,7 @@ import re
 from importlib.resources import files
 from pathlib import Path
 
-from .conftest import make_client
+from tests.helpers.api import make_client
 
 
 def test_openapi_carries_the_request_models_limits_and_examples(client):

@@ -7,8 +7,7 @@ import math
 from playwright.sync_api import expect
 
 import gatescope
-
-from .conftest import click_run, field, open_page
+from tests.helpers.browser import click_run, field, open_page
 
 
 def test_clipping_shows_the_norm_before_and_after(page, server):

@@ -10,8 +10,7 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import click_cell, open_page, shot
+from tests.helpers.browser import click_cell, open_page, shot
 
 
 def wait_connectivity(page: Page) -> None:

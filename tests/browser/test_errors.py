@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .conftest import all_maps, click_run, field, open_page, revision, shot, wait_ready
+from tests.helpers.browser import all_maps, click_run, field, open_page, revision, shot, wait_ready
 
 LOSS = re.compile(r"^Loss(?! step| unit)")  # not "Loss step" nor "Loss unit"
 SLOTS = ("input", "weights", "loss", "run")

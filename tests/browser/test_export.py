@@ -8,8 +8,7 @@ import json
 import numpy as np
 
 import gatescope
-
-from .conftest import api_post, open_page, page_request
+from tests.helpers.browser import api_post, open_page, page_request
 
 # this step's own vectors only, the same at every step (not step t+1's dc and f, which the
 # equations borrow and the last step lacks)

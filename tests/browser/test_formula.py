@@ -8,8 +8,7 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import open_page, shot
+from tests.helpers.browser import open_page, shot
 
 
 def wait_matrices(page: Page, step: int, layer: int = 0) -> None:

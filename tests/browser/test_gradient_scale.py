@@ -11,8 +11,7 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import open_page, page_request, shot
+from tests.helpers.browser import open_page, page_request, shot
 
 SEQ = "the+quick+brown+fox+jumps+over+the+lazy+dog"
 

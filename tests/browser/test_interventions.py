@@ -10,8 +10,7 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import click_cell, js_fmt, open_page, shot
+from tests.helpers.browser import click_cell, js_fmt, open_page, shot
 
 LSTM_MAPS = ["i", "f", "g", "o", "c", "h"]
 

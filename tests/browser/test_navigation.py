@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from .conftest import click_cell, dataset_step, field, open_page, url_param
+from tests.helpers.browser import click_cell, dataset_step, field, open_page, url_param
 
 T = 11  # "hello world"
 

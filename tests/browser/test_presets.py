@@ -15,10 +15,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import gatescope
-from gatescope import units
-from gatescope.store import ModelStore
-
-from .conftest import (
+from gatescope.core import units
+from gatescope.models.store import ModelStore
+from tests.helpers.browser import (
     assert_maps_match,
     maps,
     open_page,

@@ -8,8 +8,7 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import open_page, shot
+from tests.helpers.browser import open_page, shot
 
 SEQ = "the quick brown fox jumps over the lazy dog " * 3
 CELLS = ["rnn_tanh", "lstm", "gru"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 import gatescope
-
-from .conftest import field, js_fmt, open_page, page_request, url_param
+from tests.helpers.browser import field, js_fmt, open_page, page_request, url_param
 
 LSTM_STRIPS = ["x_t", "h_{t−1}", "i", "f", "g", "o", "c_{t−1}", "f⊙c_{t−1}", "i⊙g", "c_t",
                "tanh(c_t)", "h_t"]

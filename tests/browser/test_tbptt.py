@@ -10,8 +10,7 @@ import numpy as np
 from playwright.sync_api import expect
 
 import gatescope
-
-from .conftest import open_page, shot
+from tests.helpers.browser import open_page, shot
 
 
 def test_truncation_is_compared_with_full_bptt(page, server):

@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .conftest import open_page, shot, wait_ready
+from tests.helpers.browser import open_page, shot, wait_ready
 
 # what each stop's section shows once it has drawn: a body dataset flag, or a plot with data
 READY = {

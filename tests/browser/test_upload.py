@@ -7,8 +7,7 @@ from playwright.sync_api import expect
 from safetensors.numpy import save_file
 
 import gatescope
-
-from .conftest import (
+from tests.helpers.browser import (
     all_maps,
     assert_maps_match,
     field,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, Route, expect
 
 import gatescope
-
-from .conftest import (
+from tests.helpers.browser import (
     all_maps,
     assert_maps_match,
     click_run,

@@ -7,8 +7,7 @@ import numpy as np
 from playwright.sync_api import expect
 
 import gatescope
-
-from .conftest import (
+from tests.helpers.browser import (
     all_maps,
     assert_maps_match,
     click_run,

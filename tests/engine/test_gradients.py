@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import gatescope
-from gatescope import engine, readout
-from gatescope.cells import CELLS
-from gatescope.weights import pytorch_init
+from gatescope.core import engine, readout
+from gatescope.core.cells import CELLS
+from gatescope.core.params import pytorch_init
 
 EPS = 1e-6
 T, N, D, H = 7, 2, 3, 4
@@ -163,7 +163,7 @@ def test_interventions_match_finite_differences(cell_name, target):
     """With chosen units of a target replaced at some steps, every gradient is that of the
     replaced graph (torch.where semantics): checked against finite differences of the
     same forward with the same interventions, in a 2-layer stack, clamping layer 0."""
-    from gatescope.cells.clamps import Clamp
+    from gatescope.core.cells.clamps import Clamp
     cell, params, X, h0, c0, R = make_problem(cell_name, 2, seed=7)
     step_clamps = [() for _ in range(T)]
     for t in (1, 2, 4):

@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatescope import engine, jacobians
-from gatescope.cells import CELLS
-from gatescope.engine import param_names
-from gatescope.weights import pytorch_init
+from gatescope.core import engine, jacobians
+from gatescope.core.cells import CELLS
+from gatescope.core.params import param_names, pytorch_init
 
 T, D, H = 6, 3, 5
 EPS = 1e-6

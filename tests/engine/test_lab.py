@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 import gatescope
-from gatescope import engine, jacobians
-from gatescope.cells import CELLS
-from gatescope.weights import pytorch_init
+from gatescope.core import engine, jacobians
+from gatescope.core.cells import CELLS
+from gatescope.core.params import pytorch_init
 
 REQ = {"cell": "lstm", "hidden_size": 5, "num_layers": 2, "input": {"text": "the cat sat"},
        "weights": {"seed": 3}}

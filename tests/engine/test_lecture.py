@@ -1,4 +1,5 @@
-"""The lecture's claims as assertions (../shared/seed/lecture-7-lstms.md)."""
+"""The lecture's claims as assertions (the lecture on LSTMs and vanishing gradients the README
+cites)."""
 
 from __future__ import annotations
 

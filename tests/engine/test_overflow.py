@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gatescope
-from gatescope.cells import CELLS
+from gatescope.core.cells import CELLS
 
 
 def exploding_relu_request(T: int = 200) -> dict:
@@ -103,12 +103,12 @@ def test_pre_activations_held_negated_come_back_with_zeros_as_plus_zero(cell):
 def test_results_count_as_finite_only_once_checked():
     assert gatescope.run(exploding_relu_request(T=20)).finite
     assert not gatescope.run(exploding_relu_request()).finite
-    from gatescope.results import JacobianResult
+    from gatescope.contract.results import JacobianResult
     assert not JacobianResult(0, 0, {}, np.zeros((2, 2))).finite  # never checked
 
 
 def test_all_finite_sees_every_nan_and_inf_and_no_false_alarm():
-    from gatescope.numerics import all_finite
+    from gatescope.core.numerics import all_finite
     big = np.full(10, 3e38, np.float32)  # finite, but its sum overflows float32
     assert all_finite(big) and all_finite(np.zeros(0)) and all_finite(np.ones((3, 4)))
     for bad in (np.nan, np.inf, -np.inf):

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 import gatescope
-from gatescope import tasks, units
-from gatescope.cells import CELLS
+from gatescope import tasks
 from gatescope.cli import config_from_command
-from gatescope.model_files import read_safetensors
-from gatescope.store import PRESETS_DIR, ModelStore
+from gatescope.core import units
+from gatescope.core.cells import CELLS
+from gatescope.models.files import read_safetensors
+from gatescope.models.store import PRESETS_DIR, ModelStore
 from gatescope.tasks import char_lm
 from gatescope.training.trainer import (
     UNIT_SEQUENCES,

@@ -70,11 +70,12 @@ def test_same_seed_same_weights_different_seed_different():
 
 def test_seeded_weights_are_kept_read_only_for_the_next_run_and_big_ones_are_not(
         monkeypatch):
-    from gatescope import runner
-    from gatescope.cells import CELLS
-    from gatescope.weights import pytorch_init
+    from gatescope.core.cells import CELLS
+    from gatescope.core.params import pytorch_init
+    from gatescope.runner import prepare
+    from gatescope.runner.prepare import _seeded, _seeded_kept
     args = ("lstm", 5, 8, 2, 7, 1.0, "<f4", 1.0)
-    kept, again = runner._seeded(*args), runner._seeded(*args)
+    kept, again = _seeded(*args), _seeded(*args)
     assert kept is not again  # each run gets its own dict: replacing an entry harms none
     fresh = pytorch_init(CELLS["lstm"], 5, 8, 2, 7, 1.0, np.dtype("<f4"), 1.0)
     for name, a in fresh.items():
@@ -86,19 +87,19 @@ def test_seeded_weights_are_kept_read_only_for_the_next_run_and_big_ones_are_not
     req = {"cell": "lstm", "hidden_size": 8, "num_layers": 2, "dtype": "float32",
            "input": {"values": [[0.1] * 5] * 4}, "weights": {"seed": 7, "forget_bias": 1.0}}
     first = gatescope.run(req).to_json()
-    runner._seeded_kept.cache_clear()
+    _seeded_kept.cache_clear()
     assert gatescope.run(req).to_json() == first
     # a model over the size limit is drawn each time
-    monkeypatch.setattr(runner, "_SEEDED_MAX_BYTES", 1000)
-    big = runner._seeded(*args)
-    assert not np.shares_memory(big["weight_hh_l0"], runner._seeded(*args)["weight_hh_l0"])
+    monkeypatch.setattr(prepare, "_SEEDED_MAX_BYTES", 1000)
+    big = _seeded(*args)
+    assert not np.shares_memory(big["weight_hh_l0"], _seeded(*args)["weight_hh_l0"])
     assert big["weight_hh_l0"].flags.writeable
 
 
 def test_weights_follow_pytorch_default_init_bounds():
     """U(−1/√H, 1/√H) for every tensor, forget_bias added to b_if and b_hf only."""
-    from gatescope.cells import CELLS
-    from gatescope.weights import pytorch_init
+    from gatescope.core.cells import CELLS
+    from gatescope.core.params import pytorch_init
     H = 16
     params = pytorch_init(CELLS["lstm"], 5, H, 2, seed=0, forget_bias=1.0, dtype=np.float64)
     for name, value in params.items():
@@ -124,8 +125,8 @@ def test_float32_on_request_close_to_float64():
 
 
 def test_given_vocab_and_explicit_tensors_infer_sizes():
-    from gatescope.cells import CELLS
-    from gatescope.weights import pytorch_init
+    from gatescope.core.cells import CELLS
+    from gatescope.core.params import pytorch_init
     params = pytorch_init(CELLS["gru"], 4, 3, 2, 0, None, np.float64)
     req = {"cell": "gru", "input": {"text": "cab", "vocab": "abcd"},
            "weights": {"tensors": {k: v.tolist() for k, v in params.items()}}}
@@ -161,7 +162,7 @@ def test_jacobian_returns_hxh_matrices():
 @pytest.mark.parametrize("cell", list(SHAPES))
 def test_float32_runs_in_float32_throughout(cell):
     """No array of a float32 run is silently float64 (an upcast would also slow it down)."""
-    from gatescope.encoding import walk_arrays
+    from gatescope.contract.encoding import walk_arrays
     T, H = 5, 3
     req = {"cell": cell, "hidden_size": H, "num_layers": 2, "dtype": "float32",
            "input": {"text": "hello"}, "loss": {"type": "mse", "targets": [[0.1] * H] * T},

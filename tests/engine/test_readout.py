@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 import gatescope
-from gatescope.cells import CELLS
-from gatescope.runner import StoredModel
-from gatescope.weights import pytorch_init
+from gatescope.core.cells import CELLS
+from gatescope.core.params import pytorch_init
+from gatescope.models.stored import StoredModel
 
 VOCAB = "abc"
 

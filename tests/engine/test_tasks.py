@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gatescope import tasks
-from gatescope.inputs import encode_text
+from gatescope.core.inputs import encode_text
 from gatescope.tasks import char_lm
 
 SMALL = ["delayed_recall:d=7,symbols=3", "adding:digits=12", "bracket_depth:length=30",

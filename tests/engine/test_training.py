@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gatescope import readout, tasks
-from gatescope.cells import CELLS
-from gatescope.model_files import read_safetensors
-from gatescope.store import ModelStore
+from gatescope import tasks
+from gatescope.core import readout
+from gatescope.core.cells import CELLS
+from gatescope.models.files import read_safetensors
+from gatescope.models.store import ModelStore
 from gatescope.training import Adam, TrainConfig, clip_grad_norm, train, train_step
 from gatescope.training.save import model_bytes, safetensors_bytes
 from gatescope.training.trainer import init_params

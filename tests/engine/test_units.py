@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gatescope import tasks, units
-from gatescope.cells import CELLS
+from gatescope import tasks
+from gatescope.core import units
+from gatescope.core.cells import CELLS
 from gatescope.training.trainer import init_params, top_units, unit_texts
 
 

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 import gatescope
-from gatescope.cells import CELLS
-from gatescope.limits import Limits
-from gatescope.weights import pytorch_init
+from gatescope.contract.limits import Limits
+from gatescope.core.cells import CELLS
+from gatescope.core.params import pytorch_init
 
 
 def error_of(request, **kwargs) -> tuple[tuple, str]:

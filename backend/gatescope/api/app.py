@@ -19,9 +19,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from ..schemas import JacobianRequest, RunRequest
+from ..contract.schemas import JacobianRequest, RunRequest
+from ..models.store import ModelStore
 from ..settings import Settings
-from ..store import ModelStore
 from .body_limit import BodyLimit
 from .compute import ComputePool
 from .routers import health, models, run
@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gatescope", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="Every gate, state and gradient of an RNN, LSTM or GRU, step by "
-                  "step, exactly as PyTorch computes them. The contract: shared/API.md.")
+                  "step, exactly as PyTorch computes them. The contract, with every field, "
+                  "encoding, error and limit: docs/API.md in gatescope's repository.")
     app.state.settings = settings
     app.state.store = ModelStore(settings.data_dir, settings.limits, settings.presets_dir)
 

@@ -22,13 +22,13 @@ from typing import Literal
 import orjson
 from pydantic import ValidationError
 
-from ..encoding import BinaryLayout, Encoding, dumps
-from ..errors import ModelNotFoundError, error_detail
-from ..limits import Limits
-from ..model_files import ModelFileError
+from ..contract.encoding import BinaryLayout, Encoding, dumps
+from ..contract.errors import ModelNotFoundError, error_detail
+from ..contract.limits import Limits
+from ..contract.schemas import JacobianRequest, RunRequest
+from ..models.files import ModelFileError
+from ..models.store import ModelStore
 from ..runner import jacobian, run
-from ..schemas import JacobianRequest, RunRequest
-from ..store import ModelStore
 from . import reply_blocks
 
 GZIP_MIN_BYTES = 64 * 1024

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..models.store import ModelStore
 from ..settings import Settings
-from ..store import ModelStore
 from .compute import ComputePool
 
 

@@ -34,7 +34,7 @@ import weakref
 from pathlib import Path
 from typing import NamedTuple
 
-from ..encoding import BinaryLayout
+from ..contract.encoding import BinaryLayout
 
 SHM_DIR = Path("/dev/shm")
 MIN_BYTES = 1024 * 1024  # smaller bodies go through the pipe

@@ -68,7 +68,7 @@ def run(name: str, args: list[str], logs: Path) -> tuple[str, float, int, str]:
 
 def table() -> str:
     """A Markdown table of the presets' cards: what each learned and how well."""
-    from gatescope.model_files import read_safetensors
+    from gatescope.models.files import read_safetensors
 
     rows = ["| preset | task | H | steps | lr | held-out | baseline | top units (r) |",
             "|---|---|---|---|---|---|---|---|"]

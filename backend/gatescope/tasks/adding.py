@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..readout import NO_TARGET
+from ..core.readout import NO_TARGET
 from .base import Metric, Split, Task, accuracy_metric, check_range
 
 MARK, END = "#", "="

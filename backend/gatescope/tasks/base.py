@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..readout import NO_TARGET
+from ..core.readout import NO_TARGET
 
 Split = str  # "train" or "validation": only the char LM keeps held-out data apart
 

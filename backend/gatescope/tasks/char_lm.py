@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..readout import NO_TARGET
+from ..core.readout import NO_TARGET
 from .base import Metric, Split, Task, check_range, nats_per_token
 
 PLACEHOLDER = "\ufffd"

@@ -4,7 +4,7 @@
     data = model_bytes(result)          # a .safetensors file: tensors, metadata, model card
 """
 
-from ..clipping import clip_grad_norm
+from ..core.clipping import clip_grad_norm
 from .adam import Adam
 from .save import model_bytes, safetensors_bytes
 from .trainer import (

@@ -7,7 +7,7 @@ after the header) and holds "__metadata__", a map of strings. The header is padd
 spaces to a multiple of 8 bytes, as the safetensors library does, so the data is aligned.
 
 A model file holds the RNN's state_dict in PyTorch names, readout.weight (K, H) and
-readout.bias (K), and the metadata keys (see /work/shared/API.md, "Models with a readout"):
+readout.bias (K), and the metadata keys (docs/API.md, "Models with a readout"):
 
     cell     "lstm" | "gru" | "rnn_tanh" | "rnn_relu"
     vocab    the input characters, in one-hot order
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import readout
+from ..core import readout
 from .trainer import TrainResult
 
 DTYPE_NAMES = {np.dtype("<f4"): "F32", np.dtype("<f8"): "F64"}

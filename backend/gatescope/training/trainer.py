@@ -12,7 +12,7 @@ engine, no loop over sequences):
 L is the batch mean of the per-sequence losses: with as many targeted steps in every
 sequence (true of every task here), it is torch's F.cross_entropy(…, ignore_index=−1).
 
-Determinism: everything comes from `seed`. The RNN weights are weights.pytorch_init(seed);
+Determinism: everything comes from `seed`. The RNN weights are params.pytorch_init(seed);
 the readout, the training batches and the held-out set each draw from their own child of
 np.random.SeedSequence(seed), so the held-out sequences are a different stream from the
 training ones (and, for the char LM, from the held-out files).
@@ -34,13 +34,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .. import engine, readout, tasks, units
-from ..cells import CELLS, Cell
-from ..clipping import clip_grad_norm
-from ..engine import StateDict
-from ..limits import MAX_HIDDEN, MAX_LAYERS
+from .. import tasks
+from ..contract.limits import MAX_HIDDEN, MAX_LAYERS
+from ..core import engine, readout, units
+from ..core.cells import CELLS, Cell
+from ..core.clipping import clip_grad_norm
+from ..core.params import StateDict, pytorch_init
 from ..tasks import Task, one_hot
-from ..weights import pytorch_init
 from .adam import Adam
 
 DTYPES = ("float32", "float64")
@@ -151,7 +151,7 @@ def held_out_fingerprint(tokens: np.ndarray) -> str:
 
 def init_params(cell: Cell, D: int, H: int, L: int, K: int, seed: int, dtype: np.dtype,
                 forget_bias: float | None = None) -> StateDict:
-    """PyTorch's default init for the RNN (weights.pytorch_init, forget_bias added to b_if
+    """PyTorch's default init for the RNN (params.pytorch_init, forget_bias added to b_if
     and b_hf) and for an nn.Linear(H, K) readout: weight (K, H) then bias (K), each from
     U(−1/√H, 1/√H)."""
     params = pytorch_init(cell, D, H, L, seed, forget_bias, dtype)

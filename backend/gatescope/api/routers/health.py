@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ... import __version__
-from ...responses import Health
+from ...contract.responses import Health
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
-from ...errors import ModelNotFoundError
-from ...responses import ErrorResponse, ModelInfo, ModelList
-from ...schemas import CellName
+from ...contract.errors import ModelNotFoundError
+from ...contract.responses import ErrorResponse, ModelInfo, ModelList
+from ...contract.schemas import CellName
 from ..compute import ingest
 from ..deps import ComputeDep, SettingsDep, StoreDep
 

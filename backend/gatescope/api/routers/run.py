@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...encoding import Encoding
-from ...responses import ErrorResponse, JacobianResponse, RunResponse
+from ...contract.encoding import Encoding
+from ...contract.responses import ErrorResponse, JacobianResponse, RunResponse
 from ..deps import ComputeDep
 
 router = APIRouter(tags=["run"])

@@ -1,7 +1,7 @@
-"""The request models of the contract (../shared/API.md), with every limit a field constraint.
+"""The request models of the contract (docs/API.md), with every limit a field constraint.
 
 Limits that depend on more than one field or on the data (T·H·L, a step inside T, a
-tensor's shape) are checked by `gatescope.runner` with messages that name the field.
+tensor's shape) are checked by runner/prepare.py, with messages that name the field.
 """
 
 from __future__ import annotations
@@ -10,7 +10,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from .limits import MAX_CLASSES, MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS
+from .limits import (
+    MAX_CLASSES,
+    MAX_CONNECTIVITY_STEPS,
+    MAX_HIDDEN,
+    MAX_INPUT,
+    MAX_LAYERS,
+    MAX_STEPS,
+)
 
 CellName = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
 DType = Literal["float64", "float32"]
@@ -263,11 +270,6 @@ class Intervention(Strict):
     value: float = Field(ge=-1e6, le=1e6)
 
 
-MAX_CONNECTIVITY_STEPS = 512
-# one backward pass per output step: the cost grows as T²·H·L (T = 256, H = 128: 0.4 s)
-MAX_CONNECTIVITY_WORK = 512 * 512 * 128
-
-
 class RunRequest(Strict):
     """`POST /api/v1/run`: a forward pass and backpropagation through time."""
 
@@ -293,7 +295,7 @@ class RunRequest(Strict):
     interventions: list[Intervention] = Field(default_factory=list, max_length=64,
                                               description="applied in list order")
     connectivity: bool = Field(False, description="add each layer's T×T connectivity "
-                               "(T ≤ 512)")
+                               f"(T ≤ {MAX_CONNECTIVITY_STEPS})")
 
 
 class JacobianRequest(RunRequest):

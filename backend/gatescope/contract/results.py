@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.numerics import all_finite
 from .encoding import jsonable, walk_arrays
-from .numerics import all_finite
 
 
 @dataclass
@@ -50,7 +50,7 @@ class LayerResult:
 
 @dataclass
 class RunResult:
-    """A forward pass and BPTT over one sequence. See ../shared/API.md for every field.
+    """A forward pass and BPTT over one sequence. docs/API.md describes every field.
 
     input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names
     (a readout's last: readout.weight (K, H), readout.bias (K)).

@@ -23,15 +23,15 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from . import model_check
-from .errors import ModelNotFoundError
-from .limits import Limits
-from .model_files import ModelFileError  # re-exported: what add() raises
-from .responses import ModelInfo
-from .runner import StoredModel
+from ..contract.errors import ModelNotFoundError
+from ..contract.limits import Limits
+from ..contract.responses import ModelInfo
+from . import checks
+from .files import ModelFileError  # re-exported: what add() raises
+from .stored import StoredModel
 
 _ID = re.compile(r"^[0-9a-f]{16}$")
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # shipped as package data
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"  # shipped as package data
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +60,7 @@ class ModelStore:
         Raises ModelFileError (415/422) or pydantic.ValidationError (422) for a file that
         is not a model gatescope can run.
         """
-        info = model_check.inspect(data, filename, self.limits, cell, vocab, name).info
+        info = checks.inspect(data, filename, self.limits, cell, vocab, name).info
         model_id = info.model_id
         if model_id in self.presets():
             return self.presets()[model_id][1], False
@@ -93,7 +93,7 @@ class ModelStore:
                 if self.presets_dir.is_dir() else []
             for path in paths:
                 try:
-                    info = model_check.inspect(path.read_bytes(), path.name, self.limits,
+                    info = checks.inspect(path.read_bytes(), path.name, self.limits,
                                                name=path.stem, preset=True).info
                 except (OSError, ValueError, ArithmeticError, IndexError) as exc:
                     log.warning("preset %s is not a model gatescope can run: %s", path, exc)
@@ -131,10 +131,10 @@ class ModelStore:
     def _load_uncached(self, model_id: str) -> StoredModel:
         if model_id in self.presets():
             path, info = self.presets()[model_id]
-            return model_check.load(info, path.read_bytes())
+            return checks.load(info, path.read_bytes())
         info = self.info(model_id)
         path = self._dir(model_id) / f"model.{info.format}"
-        return model_check.load(info, path.read_bytes())
+        return checks.load(info, path.read_bytes())
 
     def _dir(self, model_id: str) -> Path:
         if not _ID.match(model_id) or not (self.root / model_id).is_dir():

@@ -1,21 +1,14 @@
 """The one-step state Jacobian: ∂c_t/∂c_{t−1} in the lecture's four terms (LSTM), ∂h_t/∂h_{t−1}
 (GRU, RNN). Within a layer, the input from the layer below is held fixed.
 
-Every cell's Jacobian has the form
+Every cell's Jacobian has the form (cells/base.py, Factors)
 
-    J_t = diag(p) + Σ_k diag(α_k) · W_k · diag(d)
+    J_t = diag(p) + Σ_k diag(α_k) · W_k · diag(d),
 
-LSTM, with D_{t−1} = diag(o_{t−1} ⊙ (1 − tanh²(c_{t−1}))), i.e. d = ∂h_{t−1}/∂c_{t−1}:
-    direct    = diag(f_t)                                          p = f_t
-    forget    = diag(c_{t−1} ⊙ f_t ⊙ (1 − f_t)) · W_hf · D_{t−1}
-    input     = diag(g_t ⊙ i_t ⊙ (1 − i_t))     · W_hi · D_{t−1}
-    candidate = diag(i_t ⊙ (1 − g_t²))          · W_hg · D_{t−1}
-At t = 0, h_{−1} is an independent input, so d = 0 and the three terms through it vanish.
-
-GRU (d = 1), with hn = W_hn h_{t−1} + b_hn:
-    ∂h_t/∂h_{t−1} = diag(z) + diag((h_{t−1} − n) ⊙ z(1 − z)) W_hz
-                  + diag((1 − z)(1 − n²) ⊙ r) W_hn + diag((1 − z)(1 − n²) ⊙ hn ⊙ r(1 − r)) W_hr
-RNN (p = 0, d = 1):  ∂h_t/∂h_{t−1} = diag(φ'(a_t)) · W_hh — the fixed pattern of the lecture.
+its factors given by the cell itself, with the equations (`jacobian_factors` in lstm.py,
+gru.py, rnn.py). For the LSTM, p = f_t is the direct term and the α_k W_k D_{t−1} are the
+forget, input and candidate terms; for an RNN, diag(φ'(a_t)) · W_hh is the lecture's fixed
+pattern.
 
 Norms for every step come from batched products, never T matrices of H×H:
     ‖diag(a)·W·diag(b)‖²_F = Σ_i a_i² Σ_j W_ij² b_j² = (a∘a)ᵀ (W∘W) (b∘b),
@@ -24,56 +17,13 @@ and the total's square expands into the terms' products pairwise (W_k∘W_l).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations_with_replacement
+from typing import Any
 
 import numpy as np
 
-from .cells import Cell, Trace
+from .cells import Cell, Factors, Trace
 from .cells.steps import detached
-
-
-@dataclass
-class Factors:
-    """J = diag(p) + Σ_k diag(alphas[k]) · Ws[k] · diag(d), for every step and sequence.
-
-    p, d: (T, N, H) or None (p = 0, d = 1). alphas[k]: (T, N, H). Ws[k]: (H, H).
-    """
-
-    p: np.ndarray | None
-    alphas: dict[str, np.ndarray]
-    Ws: dict[str, np.ndarray]
-    d: np.ndarray | None
-
-
-def factors(cell: Cell, trace: Trace, W_hh: np.ndarray) -> Factors:
-    """The Jacobian's factors of one layer, from its forward trace's local derivatives."""
-    H = W_hh.shape[1]
-    W = {name: W_hh[k * H:(k + 1) * H] for k, name in enumerate(cell.gates)}
-    local = trace.local
-    if cell.name == "lstm":
-        d = np.zeros_like(local.dh_dc)  # d_t = ∂h_{t−1}/∂c_{t−1}; 0 at t = 0
-        d[1:] = local.dh_dc[:-1]
-        di, df, dg = (local.dc_dpre[..., k, :] for k in range(3))  # ∂c_t/∂ pre of i, f, g
-        return Factors(
-            p=local.f,  # the direct path (zero where an intervention replaced c_t)
-            alphas={"forget": df, "input": di, "candidate": dg},
-            Ws={"forget": W["f"], "input": W["i"], "candidate": W["g"]},
-            d=d,
-        )
-    if cell.name == "gru":
-        r = trace.gates()["r"]
-        return Factors(
-            p=local.z,  # the direct path (zero where an intervention replaced h_t)
-            alphas={
-                "z": local.dh_dpre_z,
-                "n": local.dh_dpre_n * r,
-                "r": local.dh_dpre_n * local.dpre_n_dpre_r,
-            },
-            Ws={"z": W["z"], "n": W["n"], "r": W["r"]},
-            d=None,
-        )
-    return Factors(p=None, alphas={"a": local.dh_da}, Ws={"a": W_hh}, d=None)
 
 
 def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,7 +36,7 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
     far smaller than its terms), its rounding error would be large, so those steps are
     recomputed from the explicit H×H matrix.
     """
-    fac = factors(cell, trace, W_hh)
+    fac = cell.jacobian_factors(trace, W_hh)
     names = list(fac.alphas)
     d2 = None if fac.d is None else fac.d * fac.d
     # Q[(k, l)][t, n, i] = Σ_j (W_k ∘ W_l)[i, j] d_j²  — one product for every pair at once.
@@ -123,7 +73,7 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
     for t, n in zip(*np.nonzero(cancelled), strict=True):
         total2[t, n] = np.sum(np.square(_explicit(fac, t, n)["total"]))
     out: dict[str, np.ndarray] = {}
-    if cell.name == "lstm":
+    if cell.jacobian_terms:  # the LSTM's four terms, each by name
         out["direct"] = np.sqrt(p2)
         for name in names:
             out[name] = np.sqrt(squares[name])
@@ -136,7 +86,7 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
 _CANCELLED = {"d": 1e-4, "f": 1e-2}
 
 
-def _explicit(fac: Factors, step: int, seq: int) -> dict:
+def _explicit(fac: Factors, step: int, seq: int) -> dict[str, Any]:
     """The H×H terms and their sum at one step of one sequence."""
     H = next(iter(fac.Ws.values())).shape[1]
     d = np.ones(H, fac.alphas[next(iter(fac.alphas))].dtype) if fac.d is None \
@@ -149,14 +99,15 @@ def _explicit(fac: Factors, step: int, seq: int) -> dict:
     return {"terms": terms, "total": sum(terms.values())}
 
 
-def matrices(cell: Cell, trace: Trace, W_hh: np.ndarray, step: int, seq: int = 0) -> dict:
+def matrices(cell: Cell, trace: Trace, W_hh: np.ndarray, step: int, seq: int = 0
+             ) -> dict[str, Any]:
     """The full H×H matrices at one step of sequence `seq`.
 
     Returns {"terms": {name: (H, H)}, "total": (H, H)}; terms are the LSTM's four, {} else.
     Row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j].
     """
-    explicit = _explicit(factors(cell, trace, W_hh), step, seq)
-    return {"terms": explicit["terms"] if cell.name == "lstm" else {},
+    explicit = _explicit(cell.jacobian_factors(trace, W_hh), step, seq)
+    return {"terms": explicit["terms"] if cell.jacobian_terms else {},
             "total": explicit["total"]}
 
 
@@ -169,8 +120,11 @@ def flow(cell: Cell, trace: Trace, W_hh: np.ndarray, dC: np.ndarray,
         term k:  d ⊙ (W_kᵀ (α_k ⊙ δ))          (forget, input, candidate)
     Zero at t = 0 and wherever truncation detaches the state entering t.
     """
-    fac = factors(cell, trace, W_hh)
+    if not cell.jacobian_terms:
+        raise ValueError(f"flow follows the terms of ∂c_t/∂c_{{t−1}}; a {cell.name} has none")
+    fac = cell.jacobian_factors(trace, W_hh)
     H = W_hh.shape[1]
+    assert fac.p is not None and fac.d is not None  # an LSTM's direct path and D_{t−1}
     out = {"direct": _norm(fac.p * dC)}
     for name, alpha in fac.alphas.items():
         back = ((alpha * dC).reshape(-1, H) @ fac.Ws[name]).reshape(dC.shape)  # one product

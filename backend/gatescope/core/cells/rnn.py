@@ -15,11 +15,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..numerics import dtanh
+from .base import Cell, Factors
 from .clamps import StepClamps, apply
 from .steps import back_through_time
 
 GATES: tuple[str, ...] = ()
-HAS_CELL_STATE = False
 
 
 class Step(NamedTuple):
@@ -121,3 +121,32 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
         else:
             np.matmul(da, W_hh, dh_prev)
     return dh0, None
+
+
+def jacobian_factors(trace: Trace, W_hh: np.ndarray) -> Factors:
+    """∂h_t/∂h_{t−1} = diag(φ'(a_t)) · W_hh (p = 0, d = 1): the lecture's fixed pattern."""
+    return Factors(p=None, alphas={"a": trace.local.dh_da}, Ws={"a": W_hh}, d=None)
+
+
+class RNN(Cell):
+    """torch.nn.RNN's cell with nonlinearity tanh (name "rnn_tanh") or relu ("rnn_relu").
+    Its behaviour is this module's functions, with the nonlinearity passed on."""
+
+    gates = GATES
+    blocks = 1
+    has_cell_state = False
+    split_recurrent_bias = staticmethod(split_recurrent_bias)
+    backward = staticmethod(backward)
+    split = staticmethod(split_gates)
+    jacobian_factors = staticmethod(jacobian_factors)
+
+    def __init__(self, relu: bool) -> None:
+        self.relu = relu
+        self.name = "rnn_relu" if relu else "rnn_tanh"
+
+    def new_trace(self, T: int, h0: np.ndarray, c0: np.ndarray | None = None) -> Trace:
+        return Trace.empty(T, h0, relu=self.relu)
+
+    def forward(self, xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None,
+                trace: Trace, clamps: StepClamps | None = None) -> None:
+        forward(xw, W_hhT, None, trace, clamps, relu=self.relu)

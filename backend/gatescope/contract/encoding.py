@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from .numerics import all_finite
+from ..core.numerics import all_finite
 
 Encoding = Literal["json", "typed", "binary"]
 

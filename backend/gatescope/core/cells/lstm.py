@@ -21,11 +21,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..numerics import dsigmoid, dtanh
+from .base import Cell, Factors
 from .clamps import StepClamps, apply
 from .steps import back_through_time, negate_sigmoid_blocks, restore_sigmoid_blocks
 
 GATES = ("i", "f", "g", "o")
-HAS_CELL_STATE = True
 
 
 class Step(NamedTuple):
@@ -220,3 +220,45 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
             np.matmul(da, W_hh, dh_prev)
             np.multiply(dc, f, dc_carry)  # c_t = f ⊙ c_{t−1} + …
     return dh0, dc_carry
+
+
+def jacobian_factors(trace: Trace, W_hh: np.ndarray) -> Factors:
+    """∂c_t/∂c_{t−1} in the lecture's four terms, with D_{t−1} = diag(∂h_{t−1}/∂c_{t−1}) =
+    diag(o_{t−1} ⊙ (1 − tanh²(c_{t−1}))):
+
+        direct    = diag(f_t)                                          p = f_t
+        forget    = diag(c_{t−1} ⊙ f_t ⊙ (1 − f_t)) · W_hf · D_{t−1}
+        input     = diag(g_t ⊙ i_t ⊙ (1 − i_t))     · W_hi · D_{t−1}
+        candidate = diag(i_t ⊙ (1 − g_t²))          · W_hg · D_{t−1}
+
+    At t = 0, h_{−1} is an independent input, so d = 0 and the three terms through it vanish.
+    """
+    H = W_hh.shape[1]
+    W_i, W_f, W_g = (W_hh[k * H:(k + 1) * H] for k in range(3))
+    local = trace.local
+    d = np.zeros_like(local.dh_dc)  # d_t = ∂h_{t−1}/∂c_{t−1}; 0 at t = 0
+    d[1:] = local.dh_dc[:-1]
+    di, df, dg = (local.dc_dpre[..., k, :] for k in range(3))  # ∂c_t/∂ pre of i, f, g
+    return Factors(
+        p=local.f,  # the direct path (zero where an intervention replaced c_t)
+        alphas={"forget": df, "input": di, "candidate": dg},
+        Ws={"forget": W_f, "input": W_i, "candidate": W_g},
+        d=d,
+    )
+
+
+class LSTM(Cell):
+    """torch.nn.LSTM's cell: the state is (h, c); its Jacobian is reported in four terms.
+    Its behaviour is this module's functions."""
+
+    name = "lstm"
+    gates = GATES
+    blocks = 4
+    has_cell_state = True
+    jacobian_terms = True
+    new_trace = staticmethod(Trace.empty)
+    split_recurrent_bias = staticmethod(split_recurrent_bias)
+    forward = staticmethod(forward)
+    backward = staticmethod(backward)
+    split = staticmethod(split_gates)
+    jacobian_factors = staticmethod(jacobian_factors)

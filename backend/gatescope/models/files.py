@@ -251,7 +251,7 @@ def find_readout(model: ModelFile) -> dict[str, np.ndarray] | None:
     """The readout's tensors under their plain names, {"readout.weight": (K, H),
     "readout.bias": (K,)}, or None when the file has none. A readout saved without a bias
     (torch.nn.Linear(bias=False)) gets a zero one. Shapes against the RNN are checked by
-    weights.check_readout."""
+    state_dict.check_readout."""
     groups: dict[str, dict[str, np.ndarray | str]] = {}
     for key, value in {**model.unreadable, **model.tensors}.items():
         m = _READOUT.fullmatch(key)

@@ -4,7 +4,7 @@ run loads. Uploads and bundled presets go through the same checks.
     inspect(data, filename, limits, ...) → Checked(info, model)   every check, the id
     load(info, data)                     → StoredModel            a stored file, re-read
 
-What a file may hold besides the RNN (model_files.py reads it):
+What a file may hold besides the RNN (files.py reads it):
 
     readout.weight (K, H), readout.bias (K)      a torch.nn.Linear on the top layer
     __metadata__ (safetensors, string values):   cell, vocab,
@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from .cells import CELLS
-from .errors import invalid
-from .limits import Limits
-from .model_files import ModelFileError, find_readout, find_recurrent, infer_cell, read_model_file
-from .responses import ModelInfo
-from .runner import StoredModel
-from .weights import check_readout, check_state_dict, infer_sizes
+from ..contract.errors import invalid
+from ..contract.limits import Limits
+from ..contract.responses import ModelInfo
+from ..core.cells import CELLS
+from .files import ModelFileError, find_readout, find_recurrent, infer_cell, read_model_file
+from .state_dict import check_readout, check_state_dict, infer_sizes
+from .stored import StoredModel
 
 MAX_LABEL_CHARS = 256
 MAX_TASK_CHARS = 100

@@ -20,11 +20,11 @@ from typing import NamedTuple
 import numpy as np
 
 from ..numerics import dsigmoid, dtanh
+from .base import Cell, Factors
 from .clamps import StepClamps, apply
 from .steps import back_through_time, negate_sigmoid_blocks, restore_sigmoid_blocks
 
 GATES = ("r", "z", "n")
-HAS_CELL_STATE = False
 
 
 class Step(NamedTuple):
@@ -207,3 +207,39 @@ def recurrent_grad(da: np.ndarray, trace: Trace) -> np.ndarray:
     da_hh = da.copy()
     da_hh[..., 2 * H:] *= trace.act[..., :H]
     return da_hh
+
+
+def jacobian_factors(trace: Trace, W_hh: np.ndarray) -> Factors:
+    """∂h_t/∂h_{t−1} (d = 1), with hn = W_hn h_{t−1} + b_hn:
+
+        diag(z) + diag((h_{t−1} − n) ⊙ z(1 − z)) W_hz
+                + diag((1 − z)(1 − n²) ⊙ r) W_hn + diag((1 − z)(1 − n²) ⊙ hn ⊙ r(1 − r)) W_hr
+    """
+    H = W_hh.shape[1]
+    W_r, W_z, W_n = (W_hh[k * H:(k + 1) * H] for k in range(3))
+    local = trace.local
+    r = trace.gates()["r"]
+    return Factors(
+        p=local.z,  # the direct path (zero where an intervention replaced h_t)
+        alphas={"z": local.dh_dpre_z, "n": local.dh_dpre_n * r,
+                "r": local.dh_dpre_n * local.dpre_n_dpre_r},
+        Ws={"z": W_z, "n": W_n, "r": W_r},
+        d=None,
+    )
+
+
+class GRU(Cell):
+    """torch.nn.GRU's cell: one state h; b_hn stays in the step, behind r. Its behaviour is
+    this module's functions."""
+
+    name = "gru"
+    gates = GATES
+    blocks = 3
+    has_cell_state = False
+    new_trace = staticmethod(Trace.empty)
+    split_recurrent_bias = staticmethod(split_recurrent_bias)
+    forward = staticmethod(forward)
+    backward = staticmethod(backward)
+    split = staticmethod(split_gates)
+    recurrent_grad = staticmethod(recurrent_grad)
+    jacobian_factors = staticmethod(jacobian_factors)

@@ -20,8 +20,7 @@ from threadpoolctl import ThreadpoolController
 from .cells import Cell, Trace, head
 from .cells.clamps import StepClamps
 from .memory import keep_freed_memory
-
-StateDict = dict[str, np.ndarray]
+from .params import StateDict, param_names
 
 _blas = ThreadpoolController()
 keep_freed_memory()  # every run allocates ~100 MB: reuse pages rather than fault in new ones
@@ -33,11 +32,6 @@ def step_loop_threads() -> AbstractContextManager:
     this project's machines a (40, 512) × (512, 128) product takes 5 ms on two threads and
     0.27 ms on one. Big products outside the loops keep every thread."""
     return _blas.limit(limits=1, user_api="blas")
-
-
-def param_names(layer: int) -> tuple[str, str, str, str]:
-    """PyTorch's state_dict names for one layer."""
-    return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}", f"bias_hh_l{layer}")
 
 
 @dataclass

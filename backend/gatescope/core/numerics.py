@@ -1,12 +1,8 @@
-"""Elementwise helpers shared by the cells and the request checks."""
+"""Elementwise helpers shared by the cells, the Jacobians and the encoders."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-from .errors import invalid
 
 
 def dsigmoid(s: np.ndarray) -> np.ndarray:
@@ -17,17 +13,6 @@ def dsigmoid(s: np.ndarray) -> np.ndarray:
 def dtanh(t: np.ndarray) -> np.ndarray:
     """tanh'(x) from t = tanh(x): 1 − t²."""
     return 1.0 - t * t
-
-
-def finite_array(values: Any, dtype: np.dtype, loc: tuple[str | int, ...]) -> np.ndarray:
-    """`values` as an array of `dtype`; a number beyond the dtype's range (float32 holds
-    ±3.4e38) is a ValidationError at `loc`, not an infinity that surfaces later."""
-    with np.errstate(over="ignore"):
-        a = np.asarray(values, dtype=dtype)
-    if not np.isfinite(a).all():
-        raise invalid(loc, f"holds a number beyond the range of {np.dtype(dtype).name} "
-                      f"(±{np.finfo(dtype).max:.3g}); use dtype float64 or smaller numbers")
-    return a
 
 
 def all_finite(a: np.ndarray) -> bool:

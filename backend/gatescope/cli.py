@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .contract.errors import ModelNotFoundError, error_detail
+from .contract.results import JacobianResult, RunResult
 from .runner import jacobian, run
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
         print(f"gatescope: cannot read {args.request}: {exc}", file=sys.stderr)
         return 1
+    result: RunResult | JacobianResult
     try:
         if args.command == "run":
             result = run(request)

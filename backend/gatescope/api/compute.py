@@ -13,11 +13,12 @@ import gzip
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from ..contract.encoding import BinaryLayout, Encoding, dumps
 from ..contract.errors import ModelNotFoundError, error_detail
 from ..contract.limits import Limits
+from ..contract.results import JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.files import ModelFileError
 from ..models.store import ModelStore
@@ -72,15 +74,16 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     goes into the block the server lent, or a new one named with its `prefix`. The reply's
     `timing` says how long each of the three steps took."""
     t0 = time.perf_counter()
+    result: RunResult | JacobianResult
     try:
         if kind == "run":
             req = RunRequest.model_validate_json(body)
             t1 = time.perf_counter()
             result = run(req, models=_store, limits=_limits)
         else:
-            req = JacobianRequest.model_validate_json(body)
+            jac = JacobianRequest.model_validate_json(body)
             t1 = time.perf_counter()
-            result = jacobian(req, models=_store, limits=_limits)
+            result = jacobian(jac, models=_store, limits=_limits)
     except ValidationError as exc:
         return _error(422, error_detail(exc))
     except ModelNotFoundError as exc:
@@ -188,7 +191,8 @@ class ComputePool:
             reply.timing["copy"] = time.perf_counter() - t0
         return reply, content
 
-    async def submit(self, fn, *args, finished=None) -> Reply:
+    async def submit(self, fn: Callable[..., Reply], *args: Any,
+                     finished: Callable[[Reply | None], None] | None = None) -> Reply:
         """Run fn(*args) in a worker. If the request is cancelled (a client gone, a
         shutdown) while the worker still works, `finished(reply or None)` runs when it is
         done: only then may the blocks it writes into be lent again. A worker that died

@@ -64,6 +64,7 @@ class Block:
         fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0), 0o600)
         try:
             if create:
+                assert size is not None, "a new block needs its size"
                 os.posix_fallocate(fd, 0, size)  # every page now: ENOSPC here, not SIGBUS
             self.size = os.fstat(fd).st_size if size is None else size
             self.map = mmap.mmap(fd, self.size, flags=mmap.MAP_SHARED | _POPULATE)

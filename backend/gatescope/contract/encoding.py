@@ -114,9 +114,10 @@ class BinaryLayout:
             nonlocal offset
             dtype = a.dtype.newbyteorder("<")
             self.arrays.append((a, offset))
+            nbytes = a.size * dtype.itemsize
             ref = {"dtype": f"f{dtype.itemsize}", "shape": _shape(a), "offset": offset,
-                   "nbytes": a.size * dtype.itemsize}
-            offset += ref["nbytes"] + (-ref["nbytes"] % 8)
+                   "nbytes": nbytes}
+            offset += nbytes + (-nbytes % 8)
             return ref
 
         header = _json(_map_arrays(data, place, finite))

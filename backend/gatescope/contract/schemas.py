@@ -39,9 +39,12 @@ def _integral(v: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_integral)]
 
 
-def bounded(**limits: int) -> Any:
-    """An Int with limits, placed before the validator so the JSON schema shows them."""
-    return Annotated[int, Field(**limits), BeforeValidator(_integral)]
+# Ints with limits, each Field placed before the validator so the JSON schema shows them.
+StepIndex = Annotated[int, Field(ge=0, lt=MAX_STEPS), BeforeValidator(_integral)]  # 0 ≤ t < T
+StepCount = Annotated[int, Field(ge=1, le=MAX_STEPS), BeforeValidator(_integral)]  # 1 ≤ k ≤ T
+ClassIndex = Annotated[int, Field(ge=0, lt=MAX_CLASSES), BeforeValidator(_integral)]
+LayerIndex = Annotated[int, Field(ge=0, lt=MAX_LAYERS), BeforeValidator(_integral)]
+UnitIndex = Annotated[int, Field(ge=0, lt=MAX_HIDDEN), BeforeValidator(_integral)]
 
 
 Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]
@@ -171,7 +174,7 @@ class HiddenUnit(Strict):
     """L = h_step[unit]; step defaults to T−1."""
 
     type: Literal["hidden_unit"]
-    step: bounded(ge=0, lt=MAX_STEPS) | None = None
+    step: StepIndex | None = None
     unit: Int = Field(0, ge=0, lt=MAX_HIDDEN)
 
 
@@ -198,7 +201,7 @@ class CrossEntropy(Strict):
         {"type": "cross_entropy", "targets": [2, None, 0, 1]}]})
 
     type: Literal["cross_entropy"]
-    targets: Annotated[list[bounded(ge=0, lt=MAX_CLASSES) | None],
+    targets: Annotated[list[ClassIndex | None],
                        Field(min_length=1, max_length=MAX_STEPS)] = Field(
         description="T class indices k_t < K, null for a step without a target; at least "
         "one not null.")
@@ -259,12 +262,12 @@ class Intervention(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"layer": 0, "target": "f", "start": 0, "stop": 5, "units": [0, 1], "value": 1.0}]})
 
-    layer: bounded(ge=0, lt=MAX_LAYERS) = 0
+    layer: LayerIndex = 0
     target: Literal["i", "f", "g", "o", "r", "z", "n", "c", "h"] = Field(
         description="a gate of the cell (LSTM i, f, g, o; GRU r, z, n), c (LSTM) or h")
-    start: bounded(ge=0, lt=MAX_STEPS) = 0
-    stop: bounded(ge=1, le=MAX_STEPS) | None = Field(None, description="default: T")
-    units: Annotated[list[bounded(ge=0, lt=MAX_HIDDEN)],
+    start: StepIndex = 0
+    stop: StepCount | None = Field(None, description="default: T")
+    units: Annotated[list[UnitIndex],
                      Field(min_length=1, max_length=MAX_HIDDEN)] | None = Field(
         None, description="unit indices; null for all")
     value: float = Field(ge=-1e6, le=1e6)
@@ -288,7 +291,7 @@ class RunRequest(Strict):
     weights: Weights = Field(default_factory=Weights)
     initial_state: InitialState | None = None
     loss: Loss = Field(default_factory=lambda: LastHiddenSum(type="last_hidden_sum"))
-    truncate: bounded(ge=1, le=MAX_STEPS) | None = Field(None,
+    truncate: StepCount | None = Field(None,
                                  description="Truncated BPTT window k ≥ 1; null for full BPTT.")
     dtype: DType = "float64"
     clip: Clip | None = None

@@ -24,7 +24,7 @@ def clip_grad_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> float:
     """
     dtype = next(iter(grads.values())).dtype
     norms = np.array([np.linalg.norm(g.ravel()) for g in grads.values()], dtype)
-    total = np.linalg.norm(norms)
+    total = float(np.linalg.norm(norms))
     coef = dtype.type(coefficient(total, max_norm, dtype))
     if coef < 1:  # torch multiplies by 1.0 too, which changes nothing
         for g in grads.values():

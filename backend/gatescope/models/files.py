@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-DTYPES = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+DTYPES: dict[str, np.dtype] = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
+                               "F64": np.dtype("<f8")}
 MAX_HEADER = 16 * 1024 * 1024  # a safetensors JSON header larger than this is not a model
 MAX_UNPACKED = 512 * 1024 * 1024  # an .npz may not inflate past this (zip bombs)
 
@@ -211,7 +212,7 @@ def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
     are ambiguous, and bidirectional or projected LSTMs are not supported.
     """
     groups: dict[str, dict[str, np.ndarray | str]] = {}
-    for key, value in {**model.unreadable, **model.tensors}.items():
+    for key, value in _every_tensor(model).items():
         m = _RNN_NAME.fullmatch(key)
         if m is None:
             if _PROJECTION.fullmatch(key):
@@ -229,17 +230,14 @@ def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
         shown = ", ".join(repr(p) for p in sorted(groups))
         raise ModelFileError(f"the file holds several recurrent layers (prefixes {shown}); "
                              "upload a file holding one")
-    prefix, state = next(iter(groups.items()))
+    prefix, found = next(iter(groups.items()))
+    state = _readable(prefix, found)
     for name, value in state.items():
         is_weight = name.startswith("weight")
-        if not isinstance(value, str) and value.ndim != (2 if is_weight else 1):
+        if value.ndim != (2 if is_weight else 1):
             what = "a weight must be a matrix" if is_weight else "a bias must be a vector"
             raise ModelFileError(f"tensor {prefix + name!r} has shape {tuple(value.shape)}: "
                                  f"{what}")
-        if isinstance(value, str):
-            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
-                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
-                                 "convert it with tensor.float() before saving")
     if not any(name.startswith("bias") for name in state):  # nn.LSTM(bias=False)
         for name in list(state):
             rows = np.shape(state[name])[0]
@@ -253,7 +251,7 @@ def find_readout(model: ModelFile) -> dict[str, np.ndarray] | None:
     (torch.nn.Linear(bias=False)) gets a zero one. Shapes against the RNN are checked by
     state_dict.check_readout."""
     groups: dict[str, dict[str, np.ndarray | str]] = {}
-    for key, value in {**model.unreadable, **model.tensors}.items():
+    for key, value in _every_tensor(model).items():
         m = _READOUT.fullmatch(key)
         if m is not None:
             groups.setdefault(m["prefix"], {})[f"readout.{m['name']}"] = value
@@ -263,19 +261,33 @@ def find_readout(model: ModelFile) -> dict[str, np.ndarray] | None:
         shown = ", ".join(repr(p + "readout") for p in sorted(groups))
         raise ModelFileError(f"the file holds several readouts ({shown}); upload a file "
                              "holding one")
-    prefix, readout = next(iter(groups.items()))
-    for name, value in readout.items():
-        if isinstance(value, str):
-            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
-                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
-                                 "convert it with tensor.float() before saving")
+    prefix, found = next(iter(groups.items()))
+    readout = _readable(prefix, found)
     weight = readout.get("readout.weight")
     if weight is None:
         raise ModelFileError(f"the file has {prefix}readout.bias but no {prefix}readout.weight "
                              "(K×H): a readout needs its weight")
     if "readout.bias" not in readout:  # shapes are checked later, against the RNN's
         readout["readout.bias"] = np.zeros(np.shape(weight)[:1], weight.dtype)
-    return readout  # type: ignore[return-value]
+    return readout
+
+
+def _every_tensor(model: ModelFile) -> dict[str, np.ndarray | str]:
+    """Every tensor of the file by name: the array, or the dtype of one gatescope cannot read."""
+    return {**model.unreadable, **model.tensors}
+
+
+def _readable(prefix: str, found: Mapping[str, np.ndarray | str]) -> dict[str, np.ndarray]:
+    """The tensors found under a prefix, each one gatescope can read (else the error says
+    which and how to convert it)."""
+    out = {}
+    for name, value in found.items():
+        if isinstance(value, str):
+            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
+                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
+                                 "convert it with tensor.float() before saving")
+        out[name] = value
+    return out
 
 
 def infer_cell(state: Mapping[str, np.ndarray], hint: str | None) -> str:

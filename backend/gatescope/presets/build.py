@@ -78,7 +78,7 @@ def table() -> str:
         hp, m = card["hyperparameters"], card["metrics"]
         metric = m["metric"]
         score = f"{m['final'][metric]:.4f} {metric}, loss {m['final']['loss']:.4f}"
-        tops = {}
+        tops: dict[str, str] = {}
         for u in card["units"]:
             tops.setdefault(u["property"], f"{u['property']}: {u['unit']} ({u['r']:+.2f})")
         rows.append(f"| `{name}` | `{card['task']}` | {hp['hidden_size']} | {hp['steps']} | "
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         with ThreadPoolExecutor(opts.jobs) as pool:
             logs = opts.logs or Path(tmp)
             logs.mkdir(parents=True, exist_ok=True)
-            done = list(pool.map(lambda item: run(*item, logs), todo.items()))
+            done = list(pool.map(lambda name: run(name, todo[name], logs), todo))
         failed = 0
         for name, seconds, code, summary in done:
             verdict = "failed" if code else "ok"

@@ -47,8 +47,9 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
                   for trace, g, w in zip(traces, grads.layers, W_hh, strict=True)]
         if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
             for k, layer in enumerate(layers):
-                flow = jacobians.flow(p.cell, traces[k], W_hh[k], grads.layers[k].c,
-                                      req.truncate)
+                dC = grads.layers[k].c
+                assert dC is not None  # a cell whose Jacobian has terms carries c
+                flow = jacobians.flow(p.cell, traces[k], W_hh[k], dC, req.truncate)
                 layer.jacobian["flow"] = {name: a[:, 0] for name, a in flow.items()}
         if req.connectivity:
             for k, layer in enumerate(layers):

@@ -94,7 +94,9 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     limits = limits or Limits()
     dtype = np.dtype(req.dtype)
     explicit = req.model_fields_set
-    cell_name, tensors, model_vocab = req.cell, None, None
+    cell_name: str = req.cell
+    tensors: StateDict | None = None
+    model_vocab: str | None = None
     readout = labels = task = None
     loc: tuple[str, ...] = ("weights", "tensors")
 

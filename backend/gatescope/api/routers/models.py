@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 
@@ -14,7 +14,7 @@ from ..deps import ComputeDep, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/models", tags=["models"])
 
-UPLOAD_ERRORS = {
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "the multipart body is malformed"},
     413: {"model": ErrorResponse, "description": "the file is over 64 MiB"},
     415: {"model": ErrorResponse,

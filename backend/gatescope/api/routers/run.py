@@ -4,7 +4,7 @@ validates, runs and encodes; the event loop only moves bytes."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -51,8 +51,8 @@ def _gzip_ok(request: Request) -> bool:
     return "gzip" in request.headers.get("accept-encoding", "")
 
 
-async def _compute(kind: str, request: Request, pool: ComputeDep, encoding: Encoding
-                   ) -> Response:
+async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,
+                   encoding: Encoding) -> Response:
     body = await request.body()
     t0 = time.perf_counter()
     reply, content = await pool.run(kind, body, encoding, _gzip_ok(request))

@@ -103,8 +103,9 @@ class Cell(ABC):
 
     @abstractmethod
     def forward(self, xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None,
-                trace: Any, clamps: StepClamps | None = None) -> None:
-        """The recurrence over every step of one layer, writing `trace`.
+                trace: Any, clamps: StepClamps | None = None, /) -> None:
+        """The recurrence over every step of one layer, writing `trace` (arguments by
+        position: each cell names them for what they are).
 
         xw: (T, N, G·H) input projection plus folded biases (overwritten). W_hhT: (H, G·H).
         b_step: split_recurrent_bias's second part. clamps: one tuple of interventions per
@@ -114,7 +115,7 @@ class Cell(ABC):
     @abstractmethod
     def backward(self, local: Any, dh_ext: np.ndarray, W_hh: np.ndarray,
                  truncate: int | None, dA: np.ndarray, dH: np.ndarray,
-                 dC: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+                 dC: np.ndarray | None, /) -> tuple[np.ndarray, np.ndarray | None]:
         """Backpropagation through time for one layer, t = T−1 … 0.
 
         local: the trace's local derivatives. dh_ext: (T, N, H) ∂L/∂h_t from outside the

@@ -67,7 +67,7 @@ class Trace:
     c = None  # a GRU has no cell state
 
     @classmethod
-    def empty(cls, T: int, h0: np.ndarray, c0: None = None) -> Trace:
+    def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray | None = None) -> Trace:
         N, H = h0.shape
         dt = h0.dtype
         h = np.empty((T + 1, N, H), dt)
@@ -123,7 +123,7 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return folded, b_hh[2 * H:]
 
 
-def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
+def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray | None, trace: Trace,
             clamps: StepClamps | None = None) -> None:
     """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0];
     writes trace.pre, act, hn, h. Step t's named cache is trace.step(t).
@@ -137,6 +137,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
     of W_hh and xw flipped once), so σ(x) = 1 / (1 + e^(−x)) costs one exp, one add, one
     reciprocal; `pre` is restored exactly after the loop (a zero as +0).
     """
+    assert b_hn is not None, "a GRU step adds b_hn itself"
     H = trace.h.shape[-1]
     sigmoids = (slice(0, 2 * H),)  # r, z
     W_hhT = negate_sigmoid_blocks(xw, W_hhT, sigmoids)  # xw: the engine's own, flipped in place
@@ -168,7 +169,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_hn: np.ndarray, trace: Trace,
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
-             dA: np.ndarray, dH: np.ndarray, dC: None = None) -> tuple[np.ndarray, None]:
+             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None = None
+             ) -> tuple[np.ndarray, None]:
     """Backpropagation through time for one layer, t = T−1 … 0.
 
     local: every step's local derivatives, (T, N, …) (from Trace.local; N may be 1 and

@@ -73,7 +73,8 @@ class Trace:
     clamped: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray) -> Trace:
+    def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray | None) -> Trace:
+        assert c0 is not None, "an LSTM layer starts from (h0, c0)"
         N, H = h0.shape
         dt = h0.dtype
         h = np.empty((T + 1, N, H), dt)
@@ -134,7 +135,7 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
     return b_hh, None
 
 
-def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
+def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace: Trace,
             clamps: StepClamps | None = None) -> None:
     """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0],
     trace.c[0]; writes trace.pre, act, c, tanh_c, h. Step t's named cache is trace.step(t).
@@ -183,7 +184,7 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
-             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray
+             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None
              ) -> tuple[np.ndarray, np.ndarray]:
     """Backpropagation through time for one layer, t = T−1 … 0.
 
@@ -198,6 +199,7 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     ∂L/∂h_{t−1} through step t, da_t W_hh, goes straight into row t−1 of dH). dc_carry holds
     ∂L/∂c_t from step t+1 on entry to step t, ∂L/∂c_{t−1} on exit.
     """
+    assert dC is not None, "an LSTM layer writes ∂L/∂c_t"
     T, N, H = dH.shape
     dh0, walk = back_through_time(dh_ext, dH, truncate)
     dc_carry = np.zeros((N, H), dH.dtype)

@@ -49,7 +49,8 @@ class Trace:
     c = None
 
     @classmethod
-    def empty(cls, T: int, h0: np.ndarray, c0: None = None, relu: bool = False) -> Trace:
+    def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray | None = None, relu: bool = False
+              ) -> Trace:
         N, H = h0.shape
         h = np.empty((T + 1, N, H), h0.dtype)
         h[0] = h0
@@ -82,7 +83,7 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
     return b_hh, None
 
 
-def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
+def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace: Trace,
             clamps: StepClamps | None = None, relu: bool = False) -> None:
     """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0];
     writes trace.pre and trace.h. Step t's named cache is trace.step(t).
@@ -104,7 +105,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: None, trace: Trace,
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
-             dA: np.ndarray, dH: np.ndarray, dC: None = None) -> tuple[np.ndarray, None]:
+             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None = None
+             ) -> tuple[np.ndarray, None]:
     """Backpropagation through time for one layer, t = T−1 … 0 (see lstm.backward).
 
     Writes dH (T, N, H), the total ∂L/∂h_t, and dA (T, N, H), ∂L/∂a_t. Returns ∂L/∂h_{−1}

@@ -57,7 +57,7 @@ def back_through_time(dh_ext: np.ndarray, dH: np.ndarray, truncate: int | None
     T, N, H = dH.shape
     dh0 = np.zeros((N, H), dH.dtype)
     dH[-1] = 0.0
-    reached = dh_ext.any(axis=(1, 2))
+    reached = np.asarray(dh_ext.any(axis=(1, 2)))
     carry_to = [dh0, *dH[:-1]]
     return dh0, zip(dh_ext[::-1], reached[::-1], detached(T, truncate)[::-1], dH[::-1],
                     carry_to[::-1], strict=True)

@@ -6,14 +6,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     GATESCOPE_HOST=0.0.0.0 \
     GATESCOPE_PORT=8000 \
-    GATESCOPE_DATA_DIR=/data \
-    GATESCOPE_FRONTEND_DIR=/app/frontend
+    GATESCOPE_DATA_DIR=/data
 
 WORKDIR /app
+# the wheel carries the page (frontend/) as package data: the source is not kept
 COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY frontend ./frontend
-RUN pip install . \
+RUN pip install . && rm -rf /app/backend /app/frontend \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin gatescope \
     && mkdir -p /data && chown gatescope /data
 

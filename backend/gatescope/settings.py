@@ -35,7 +35,8 @@ class Settings(BaseSettings):
         "package's presets/ directory")
     cors_origins: list[str] = Field(default_factory=list)
     frontend_dir: Path | None = Field(
-        None, description="the explorer page's files; default: the repository's frontend/")
+        None, description="the explorer page's files; default: the copy inside the installed "
+        "package, else the checkout's frontend/")
 
     # the contract's limits; a server may lower them (never above the schema's maxima)
     max_steps: int = Field(MAX_STEPS, ge=1, le=MAX_STEPS)

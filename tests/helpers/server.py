@@ -22,16 +22,19 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(data_dir: Path | str, log: Path | None = None, timeout: float = 60,
+                   command: list[str] | None = None, cwd: Path | None = None,
                    **settings: str | int) -> Iterator[str]:
     """Start the server with GATESCOPE_DATA_DIR = data_dir and GATESCOPE_<NAME> = value for
     each setting; yield its URL once /api/v1/health answers; stop it on exit. The server's
-    output goes to `log` (and into the error if it does not start), else nowhere."""
+    output goes to `log` (and into the error if it does not start), else nowhere.
+    `command` starts it (default: this interpreter's `python -m gatescope.cli`; `serve
+    --port P` is added), in `cwd` (default: this one)."""
     port = free_port()
     env = {**os.environ, "GATESCOPE_DATA_DIR": str(data_dir),
            **{f"GATESCOPE_{k.upper()}": str(v) for k, v in settings.items()}}
     out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "gatescope.cli", "serve", "--port",
-                             str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    argv = [*(command or [sys.executable, "-m", "gatescope.cli"]), "serve", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -3,6 +3,7 @@ assets served locally (nothing is fetched from a CDN)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -27,9 +28,13 @@ from .compute import ComputePool
 from .routers import health, models, run
 
 API = "/api/v1"
-FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
+# the explorer page: shipped inside an installed wheel, or the checkout's frontend/
+FRONTEND = next((d for d in (Path(str(files("gatescope"))) / "frontend",
+                             Path(__file__).resolve().parents[3] / "frontend") if d.is_dir()),
+                None)
 PLOTLY_JS = Path(str(files("plotly"))) / "package_data" / "plotly.min.js"
 DOCS_ASSETS = Path(str(files("fastapi_offline"))) / "static"
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,8 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST"], allow_headers=["*"])
 
     frontend = settings.frontend_dir or FRONTEND
-    if frontend.is_dir():
+    if frontend is not None and frontend.is_dir():
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    else:
+        log.warning("no explorer page to serve (looked for %s); the API still answers",
+                    frontend or "gatescope/frontend in the package and the checkout's frontend/")
     return app
 
 

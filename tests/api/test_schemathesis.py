@@ -24,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
 from gatescope.api import create_app
 from gatescope.settings import Settings
 
+pytestmark = pytest.mark.slow  # property-based fuzzing of every endpoint
+
 OPERATIONS = ["GET /api/v1/health", "POST /api/v1/run", "POST /api/v1/jacobian",
               "POST /api/v1/models", "GET /api/v1/models", "GET /api/v1/models/{model_id}"]
 

@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers.server import running_server
 
+pytestmark = pytest.mark.slow  # real server processes
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:

@@ -39,7 +39,9 @@ const tooltip = (() => {
   };
 })();
 
+// the form writes into state.config as it is edited; a run reads state.config, never the form
 const controls = createControls($("controls"), {
+  onChange: (key, value) => { state.config[key] = value; },
   onSubmit: () => runNow({ push: true }),
   onUpload: (file) => uploadModel(file),
   onPreset: (id) => loadPreset(id),
@@ -89,7 +91,7 @@ function runNow(options) {
 }
 
 async function runOnce({ push }) {
-  const config = controls.read();
+  const config = { ...state.config };  // this run's; the form may change meanwhile
   let request;
   try {
     request = api.buildRequest(config);
@@ -469,7 +471,7 @@ function hideConnectivity() {
 // layer, float64 (vanishing gradients fall far below float32's range), loss = Σ h_{T−1}.
 async function runRace() {
   const { scale, forgetBias } = race.read();
-  const config = controls.read();
+  const config = state.config;
   let base;
   try {
     base = api.buildRequest({ ...config, weights: "random", layers: 1, loss: "last", truncate: "",
@@ -524,7 +526,8 @@ async function restore({ push }) {
   const { config, view } = fromQuery(location.search);
   clearTimeout(urlTimer);
   lastURL = `${location.pathname}${location.search}`;
-  controls.write(config);
+  state.config = { ...config };
+  controls.write(state.config);
   const info = config.weights === "model" ? modelInfo({ weights: { model_id: config.model } }) : undefined;
   if (info && info.task) findUnits.setProperty(propertyForTask(info.task));
   if (state.running) {  // finish the run in flight first, then come back here
@@ -570,11 +573,12 @@ async function loadPreset(id) {
   const info = modelInfo({ weights: { model_id: id } });
   if (!info) return;
   if (state.running) await state.inflight;
-  const config = configForModel(controls.read(), info);
+  const config = configForModel(state.config, info);
   const example = info.card && info.card.example;
   if (example) Object.assign(config, { mode: "text", sequence: example });
   if (info.readout) config.loss = info.task ? "task" : "next";
-  controls.write(config);
+  state.config = config;
+  controls.write(state.config);
   findUnits.setProperty(propertyForTask(info.task));
   await runNow({ push: true });
 }
@@ -583,10 +587,11 @@ async function uploadModel(file) {
   controls.showErrors({});
   controls.setRunning(true, `Uploading ${file.name}…`);
   try {
-    const info = await api.upload(file, $("cell").value);
+    const info = await api.upload(file, state.config.cell);
     await refreshModels(info.model_id);
     if (state.running) await state.inflight; // then run the new model, not drop it
-    controls.write(configForModel(controls.read(), info));
+    state.config = configForModel(state.config, info);
+    controls.write(state.config);
     controls.setRunning(false, `Stored ${info.name}: ${info.cell.toUpperCase()}, ${info.num_layers} layer(s), H = ${info.hidden_size}, D = ${info.input_size}`);
     await runNow({ push: true });
   } catch (err) {
@@ -595,7 +600,7 @@ async function uploadModel(file) {
   }
 }
 
-// The form for a stored model: its cell and sizes, and an input it can take — text in its
+// The configuration for a stored model: its cell and sizes, and an input it can take — text in its
 // vocab (the current text if every character is in it), else numbers of its input size.
 function configForModel(config, info) {
   const out = { ...config, weights: "model", model: info.model_id, cell: info.cell,

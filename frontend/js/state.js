@@ -1,37 +1,69 @@
-// The one state object: the run configuration, the view (step, unit, layer), the result.
-// It round-trips through the URL, so a copied link reproduces the view.
+// The one state object: the run configuration, the view (step, unit, layer …), the result.
+// The form writes into `config`, a run reads it, and both halves round-trip through the URL,
+// so a copied link reproduces the view. Every property is declared once, in PROPS.
 
-export const DEFAULTS = Object.freeze({
-  cell: "lstm", hidden: 16, layers: 1, weights: "random", seed: 0, forgetBias: "",
-  model: "", mode: "text", sequence: "hello world", loss: "last", lossStep: "",
-  lossUnit: 0, truncate: "", clip: "", dtype: "float64",
-});
-export const VIEW_DEFAULTS = Object.freeze({
-  step: 0, unit: 0, layer: 0,
-  race: 0, raceScale: 1, raceForget: 1,  // the gradient race: shown?, its scale, LSTM bias
-  iv: "",    // the interventions, as views/interventions.js formats them
-  conn: 0,   // connectivity shown?
-  tour: 0,   // the guided tour's stop, from 1; 0 = none
-  gscale: "linear",  // the gradient heatmaps' colour scale: "linear" or "log"
-});
-
-// URL parameter for each field (short, stable).
-const PARAMS = {
-  cell: "cell", hidden: "H", layers: "L", weights: "w", seed: "seed", forgetBias: "fb",
-  model: "model", mode: "mode", sequence: "seq", loss: "loss", lossStep: "ls", lossUnit: "lu",
-  truncate: "k", clip: "clip", dtype: "dtype", step: "t", unit: "u", layer: "layer",
-  race: "race", raceScale: "rs", raceForget: "rfb", iv: "iv", conn: "conn", tour: "tour",
-  gscale: "gs",
+// How a property reads from text (a URL parameter, a form field); undefined = not valid,
+// so the default stands.
+const finite = (n) => (Number.isFinite(n) ? n : undefined);
+const TYPES = {
+  string: (text) => text,
+  number: (text) => (text.trim() === "" ? undefined : finite(Number(text))),
+  // a number that may be left empty: "" = not set (no truncation, no clipping, …)
+  optionalNumber: (text) => (text.trim() === "" ? "" : finite(Number(text))),
 };
-const NUMERIC = new Set(["hidden", "layers", "seed", "lossUnit", "step", "unit", "layer", "race",
-  "raceScale", "raceForget", "conn", "tour"]);
+
+// key: the name in state.config / state.view (and the form control's id); param: its URL
+// parameter (short, stable: links depend on it); part: the run configuration or the view.
+export const PROPS = Object.freeze([
+  { key: "cell", param: "cell", type: "string", default: "lstm", part: "config" },
+  { key: "hidden", param: "H", type: "number", default: 16, part: "config" },
+  { key: "layers", param: "L", type: "number", default: 1, part: "config" },
+  { key: "weights", param: "w", type: "string", default: "random", part: "config" },
+  { key: "seed", param: "seed", type: "number", default: 0, part: "config" },
+  { key: "forgetBias", param: "fb", type: "optionalNumber", default: "", part: "config" },
+  { key: "model", param: "model", type: "string", default: "", part: "config" },
+  { key: "mode", param: "mode", type: "string", default: "text", part: "config" },
+  { key: "sequence", param: "seq", type: "string", default: "hello world", part: "config" },
+  { key: "loss", param: "loss", type: "string", default: "last", part: "config" },
+  { key: "lossStep", param: "ls", type: "optionalNumber", default: "", part: "config" },
+  { key: "lossUnit", param: "lu", type: "number", default: 0, part: "config" },
+  { key: "truncate", param: "k", type: "optionalNumber", default: "", part: "config" },
+  { key: "clip", param: "clip", type: "optionalNumber", default: "", part: "config" },
+  { key: "dtype", param: "dtype", type: "string", default: "float64", part: "config" },
+  { key: "step", param: "t", type: "number", default: 0, part: "view" },
+  { key: "unit", param: "u", type: "number", default: 0, part: "view" },
+  { key: "layer", param: "layer", type: "number", default: 0, part: "view" },
+  // the gradient race: shown (1) or not, its recurrent scale, the LSTM's forget-gate bias
+  { key: "race", param: "race", type: "number", default: 0, part: "view" },
+  { key: "raceScale", param: "rs", type: "number", default: 1, part: "view" },
+  { key: "raceForget", param: "rfb", type: "optionalNumber", default: 1, part: "view" },
+  // the interventions, as views/interventions.js formats them
+  { key: "iv", param: "iv", type: "string", default: "", part: "view" },
+  { key: "conn", param: "conn", type: "number", default: 0, part: "view" },  // connectivity shown?
+  { key: "tour", param: "tour", type: "number", default: 0, part: "view" },  // its stop, from 1; 0 = none
+  // the gradient heatmaps' colour scale: "linear" or "log"
+  { key: "gscale", param: "gs", type: "string", default: "linear", part: "view" },
+].map(Object.freeze));
+
+const defaults = (part) => Object.freeze(Object.fromEntries(
+  PROPS.filter((p) => p.part === part).map((p) => [p.key, p.default])));
+export const DEFAULTS = defaults("config");
+export const VIEW_DEFAULTS = defaults("view");
+const BY_KEY = new Map(PROPS.map((p) => [p.key, p]));
+
+// `text` as property `key` holds it, typed; its default when the text is not valid.
+export function parse(key, text) {
+  const prop = BY_KEY.get(key);
+  const value = TYPES[prop.type](String(text));
+  return value === undefined ? prop.default : value;
+}
 
 export function createState() {
   return {
-    config: { ...DEFAULTS },
+    config: { ...DEFAULTS },  // what the form shows (it writes here); the next run's
     view: { ...VIEW_DEFAULTS },
     result: null,       // the decoded /run response of `ranConfig`
-    ranConfig: null,    // the configuration the result belongs to
+    ranConfig: null,    // the configuration the result belongs to (a copy)
     request: null,      // the /run request that gave `result`
     inputs: null,       // x_t of the first layer per step (one-hot or the numbers)
     revision: 0,        // bumped per result, so Plotly redraws
@@ -44,11 +76,11 @@ export function createState() {
   };
 }
 
+// Only what differs from the default goes into the URL, so links stay short.
 export function toQuery(config, view) {
   const q = new URLSearchParams();
-  for (const [key, param] of Object.entries(PARAMS)) {
-    const value = key in config ? config[key] : view[key];
-    const dflt = key in DEFAULTS ? DEFAULTS[key] : VIEW_DEFAULTS[key];
+  for (const { key, param, part, default: dflt } of PROPS) {
+    const value = (part === "config" ? config : view)[key];
     if (value !== undefined && String(value) !== String(dflt)) q.set(param, String(value));
   }
   return q.toString();
@@ -56,19 +88,11 @@ export function toQuery(config, view) {
 
 export function fromQuery(search) {
   const q = new URLSearchParams(search);
-  const config = { ...DEFAULTS };
-  const view = { ...VIEW_DEFAULTS };
-  for (const [key, param] of Object.entries(PARAMS)) {
-    if (!q.has(param)) continue;
-    let value = q.get(param);
-    if (NUMERIC.has(key)) {
-      const n = Number(value);
-      if (!Number.isFinite(n)) continue;
-      value = n;
-    }
-    if (key in DEFAULTS) config[key] = value; else view[key] = value;
+  const out = { config: { ...DEFAULTS }, view: { ...VIEW_DEFAULTS } };
+  for (const { key, param, part } of PROPS) {
+    if (q.has(param)) out[part][key] = parse(key, q.get(param));
   }
-  return { config, view };
+  return out;
 }
 
 export function sameConfig(a, b) {

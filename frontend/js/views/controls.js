@@ -1,18 +1,22 @@
-// The form: every control has a visible label. write(config) fills it, read() gives the
-// configuration back; errors appear beside the control they concern (role="alert").
+// The form: every control has a visible label. It writes into the state: each edit reports
+// onChange(key, value), typed as state.js's PROPS say; write(config) shows a configuration.
+// Errors appear beside the control they concern (role="alert").
 
-import { DEFAULTS } from "../state.js";
+import { DEFAULTS, parse } from "../state.js";
 
-const FIELDS = Object.keys(DEFAULTS);
+const FIELDS = Object.keys(DEFAULTS);  // each is the id of its control
 const ERROR_SLOTS = ["input", "weights", "loss", "run"];
 
-export function createControls(form, { onSubmit, onUpload, onPreset }) {
+export function createControls(form, { onChange, onSubmit, onUpload, onPreset }) {
   const el = (id) => form.querySelector(`#${id}`);
   const runButton = el("run");
   const progress = el("progress");
   const status = el("status");
 
   form.addEventListener("submit", (ev) => { ev.preventDefault(); onSubmit(); });
+  form.addEventListener("input", (ev) => {
+    if (FIELDS.includes(ev.target.id)) onChange(ev.target.id, parse(ev.target.id, ev.target.value));
+  });
   form.addEventListener("change", (ev) => {
     if (ev.target.id === "preset") {
       if (ev.target.value) onPreset(ev.target.value);
@@ -22,11 +26,32 @@ export function createControls(form, { onSubmit, onUpload, onPreset }) {
       if (ev.target.files.length) onUpload(ev.target.files[0]);
       return;
     }
-    refreshVisibility();
+    if (FIELDS.includes(ev.target.id)) onChange(ev.target.id, parse(ev.target.id, ev.target.value));
+    keepingState(refreshVisibility);
   });
   form.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); onSubmit(); }
   });
+
+  // The form's fields as the state holds them (an empty number field: its default).
+  function shown() {
+    return Object.fromEntries(FIELDS.map((name) => [name, parse(name, el(name).value)]));
+  }
+
+  // The form may change a value by itself — a select cannot show a value it has no option
+  // for (a hand-edited link, a model no longer stored), a loss the model lacks falls back —
+  // and the state follows what the form shows: that is what the user sees and runs.
+  function report(before) {
+    for (const [name, value] of Object.entries(shown())) {
+      if (String(value) !== String(before[name])) onChange(name, value);
+    }
+  }
+
+  function keepingState(change) {
+    const before = shown();
+    change();
+    report(before);
+  }
 
   function refreshVisibility() {
     const random = el("weights").value === "random";
@@ -44,24 +69,11 @@ export function createControls(form, { onSubmit, onUpload, onPreset }) {
     el("preset").value = !random && models.some((m) => m.preset && m.model_id === el("model").value) ? el("model").value : "";
   }
 
+  // Show a configuration (after back/forward, a preset, an upload); see report().
   function write(config) {
-    for (const name of FIELDS) {
-      const node = el(name);
-      if (node) node.value = config[name] ?? "";
-    }
+    for (const name of FIELDS) el(name).value = config[name] ?? "";
     refreshVisibility();
-  }
-
-  function read() {
-    const config = {};
-    for (const name of FIELDS) {
-      const node = el(name);
-      config[name] = node ? node.value : DEFAULTS[name];
-    }
-    for (const name of ["hidden", "layers", "seed", "lossUnit"]) {
-      config[name] = config[name] === "" ? DEFAULTS[name] : Number(config[name]);
-    }
-    return config;
+    report(config);
   }
 
   function showErrors(errors) {
@@ -81,6 +93,10 @@ export function createControls(form, { onSubmit, onUpload, onPreset }) {
 
   let models = [];
   function setModels(list, selected) {
+    keepingState(() => showModels(list, selected));
+  }
+
+  function showModels(list, selected) {
     models = list;
     const select = el("model");
     const options = [new Option(list.length ? "— choose —" : "— upload one —", "")];
@@ -102,7 +118,7 @@ export function createControls(form, { onSubmit, onUpload, onPreset }) {
     refreshVisibility();
   }
 
-  return { write, read, showErrors, setRunning, setModels, refreshVisibility };
+  return { write, showErrors, setRunning, setModels };
 }
 
 // "LSTM H=64 · accuracy 99.9 %", from a preset's card.

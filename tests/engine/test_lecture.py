@@ -1,5 +1,5 @@
-"""The lecture's claims as assertions (the lecture on LSTMs and vanishing gradients the README
-cites)."""
+"""The lecture's claims as assertions (docs/lecture.md: the claims, and where the explorer
+shows each)."""
 
 from __future__ import annotations
 

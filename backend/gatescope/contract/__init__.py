@@ -1,0 +1,3 @@
+"""The contract other tools rely on (docs/API.md), in code: the request models with every
+limit (schemas.py, limits.py), the response models (responses.py), what a run returns
+(results.py), how it is encoded (encoding.py), and the one error type (errors.py)."""

@@ -43,6 +43,31 @@ export function buildRequest(config) {
   return req;
 }
 
+// The gradient race's requests: the configuration's sequence, hidden size and seed through
+// each of `cells`, one layer, float64 (vanishing gradients fall far below float32's range),
+// loss = Σ h_{T−1}, the recurrent weights scaled by `scale`, the LSTM's forget-gate bias if
+// one is set (null: none).
+export function raceRequests(config, { scale, forgetBias }, cells) {
+  const base = buildRequest({ ...config, weights: "random", layers: 1, loss: "last", truncate: "",
+                              dtype: "float64", forgetBias: "" });
+  return cells.map((cell) => ({
+    ...base, cell,
+    weights: { init: "pytorch", seed: Number(config.seed), recurrent_scale: scale,
+               ...(cell === "lstm" && forgetBias !== null ? { forget_bias: forgetBias } : {}) },
+  }));
+}
+
+// x_t of a run's first layer, for the step panel: one-hot over the vocab, or the numbers.
+export function inputsOf(request, result) {
+  if (request.input.values) return request.input.values.map((row) => Float64Array.from(row));
+  const vocab = [...result.vocab];
+  return result.tokens.map((tok) => {
+    const x = new Float64Array(vocab.length);
+    x[vocab.indexOf(tok)] = 1;
+    return x;
+  });
+}
+
 // "1, 2; 3 4" or one step per line → [[1, 2], [3, 4]].
 export function parseNumbers(text) {
   const rows = text.split(/[;\n]/).map((r) => r.trim()).filter((r) => r.length);

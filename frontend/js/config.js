@@ -36,6 +36,9 @@ export function valuePanels(cell) {
   return [["h", ["h"], "signed"], ["a", ["pre", "a"], "signed"]];
 }
 
+// The array at `path` (e.g. ["gates", "f"], as the panels above name it) of a result's layer.
+export const at = (layer, path) => path.reduce((obj, key) => obj && obj[key], layer);
+
 // Gradient heatmaps: ∂L/∂h_t, ∂L/∂c_t (LSTM), ∂L/∂(pre-activation) of each gate.
 export function gradientPanels(cell) {
   const out = [["∂L/∂h", ["grads", "h"], "signed"]];

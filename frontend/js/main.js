@@ -2,17 +2,18 @@
 // Views never fetch and never call each other.
 
 import * as api from "./api.js";
-import { GATE_TITLES, fmt, gradientPanels, valuePanels } from "./config.js";
-import { createState, fromQuery, sameConfig, toQuery } from "./state.js";
+import { GATE_TITLES, at, gradientPanels, valuePanels } from "./config.js";
+import {
+  clampView, configForModel, configForPreset, createState, fromQuery, sameConfig, toQuery,
+} from "./state.js";
+import { createClip } from "./views/clip.js";
 import { createControls } from "./views/controls.js";
 import { download, stepCSV } from "./views/exporter.js";
 import { createConnectivity } from "./views/connectivity.js";
 import { createHeatmaps } from "./views/heatmaps.js";
 import { createFindUnits, propertyForTask } from "./views/findunits.js";
 import { createFormula } from "./views/formula.js";
-import {
-  createInterventions, describe as describeIntervention, difference, formatList, misfit, parseList,
-} from "./views/interventions.js";
+import { compare, createInterventions, formatList, misfit, parseList } from "./views/interventions.js";
 import { createNormPlot } from "./views/normplot.js";
 import { createPredictions } from "./views/predictions.js";
 import { RACERS, createRace } from "./views/race.js";
@@ -20,25 +21,13 @@ import { createSaturation } from "./views/saturation.js";
 import { createStepPanel } from "./views/steppanel.js";
 import { createTbptt } from "./views/tbptt.js";
 import { createStepper } from "./views/stepper.js";
+import { createTooltip } from "./views/tooltip.js";
 import { createTour } from "./views/tour.js";
 
 const state = createState();
 const $ = (id) => document.getElementById(id);
 
-const tooltip = (() => {
-  const box = $("tooltip");
-  return {
-    show(ev, text) {
-      box.textContent = text;
-      box.hidden = false;
-      const x = Math.min(ev.clientX + 14, window.innerWidth - box.offsetWidth - 4);
-      box.style.left = `${x}px`;
-      box.style.top = `${ev.clientY + 14}px`;
-    },
-    hide() { box.hidden = true; },
-  };
-})();
-
+const tooltip = createTooltip($("tooltip"));
 // the form writes into state.config as it is edited; a run reads state.config, never the form
 const controls = createControls($("controls"), {
   onChange: (key, value) => { state.config[key] = value; },
@@ -55,9 +44,10 @@ const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
 const normPlot = createNormPlot($("norm-plot"));
 $("grad-scale").addEventListener("change", (ev) => setGradientScale(ev.target.value));
 const panel = createStepPanel(document.querySelector(".step-panel"), { onUnit: (u) => setUnit(u) });
-const race = createRace($("race"), { onRun: () => runRace(), onScale: () => runRace() });
+const race = createRace($("race"), { onRun: (settings) => runRace(settings), onScale: (settings) => runRace(settings) });
 const formula = createFormula($("formula"));
 const tbptt = createTbptt($("tbptt"));
+const clip = createClip($("clip-summary"));
 const interventions = createInterventions($("interventions"), {
   onRun: (items) => runInterventions(items),
   onClear: () => { state.view.iv = ""; clearInterventions(); writeURL("replace"); },
@@ -115,9 +105,9 @@ async function runOnce({ push }) {
     state.result = result;
     state.ranConfig = config;
     state.request = request;
-    state.inputs = inputsOf(request, result);
+    state.inputs = api.inputsOf(request, result);
     state.revision = (state.revision || 0) + 1;
-    clampView();
+    clampView(state.view, result);
     await drawResult();
     state.timing = { request: received - started, draw: performance.now() - received };
     const ms = Math.round(performance.now() - started);
@@ -155,28 +145,6 @@ function failure(err, what) {
   return err instanceof api.ApiError ? err.message : `${what} (${err.message}).`;
 }
 
-// x_t of the first layer, for the step panel: one-hot over the vocab, or the numbers.
-function inputsOf(request, result) {
-  if (request.input.values) return request.input.values.map((row) => Float64Array.from(row));
-  const vocab = [...result.vocab];
-  return result.tokens.map((tok) => {
-    const x = new Float64Array(vocab.length);
-    x[vocab.indexOf(tok)] = 1;
-    return x;
-  });
-}
-
-function clampView() {
-  const res = state.result;
-  const v = state.view;
-  v.step = Math.min(Math.max(0, v.step | 0), res.steps - 1);
-  v.unit = Math.min(Math.max(0, v.unit | 0), res.hidden_size - 1);
-  v.layer = Math.min(Math.max(0, v.layer | 0), res.num_layers - 1);
-}
-
-// The array at `path` (e.g. ["gates", "f"]) of a result's layer.
-const at = (layer, path) => path.reduce((obj, key) => obj && obj[key], layer);
-
 function drawGradientMaps() {
   const res = state.result;
   const layer = res.layers[state.view.layer];
@@ -201,7 +169,7 @@ async function drawResult() {
   predictions.update(res, info?.labels, nextChar);
   renderStep();
   compareTruncation(res);
-  describeClipping(res);
+  clip.update(res);
   findUnits.update(res, state.view.layer, state.view.unit);
   interventions.setModel(res);
   showInterventions();
@@ -295,21 +263,6 @@ document.addEventListener("keydown", (ev) => {
     togglePlay();
   }
 });
-
-function describeClipping(res) {
-  const box = $("clip-summary");
-  if (!res.grad_norm) {
-    box.textContent = "Set \u201cClip gradients at\u201d above: the parameter gradients are then "
-      + "scaled together as torch.nn.utils.clip_grad_norm_ does.";
-    return;
-  }
-  const { total, clipped } = res.grad_norm;
-  box.dataset.total = String(total);
-  box.dataset.clipped = String(clipped);
-  box.textContent = clipped < total
-    ? `The parameter gradients' total norm ‖∇θ‖ = ${fmt(total, 6)} is over the threshold: every gradient is scaled by ${fmt(clipped / total, 6)}, to ‖∇θ‖ = ${fmt(clipped, 6)}. Their direction is unchanged.`
-    : `The parameter gradients' total norm ‖∇θ‖ = ${fmt(total, 6)} is within the threshold: nothing is clipped.`;
-}
 
 // With a truncation window, the same request with full BPTT, for the comparison view
 // (asked once per run: a layer change redraws the rest without asking again).
@@ -410,24 +363,12 @@ function clearInterventions(message) {
 }
 
 async function drawInterventions(after, items) {
-  const before = state.result;
   const k = state.view.layer;
-  const defs = [...valuePanels(before.cell), ["∂L/∂h", ["grads", "h"], "signed"]].map(([name, path]) => [
-    `Δ ${name} (intervened − original)`, difference(at(after.layers[k], path), at(before.layers[k], path)), "signed", name]);
-  const T = before.steps;
-  const boxes = items.filter((iv) => iv.layer === k).map((iv) => ({
-    type: "rect", x0: iv.start - 0.5, x1: Math.min(iv.stop, T) - 0.5,
-    y0: (iv.units ? iv.units[0] : 0) - 0.5, y1: (iv.units ? iv.units[iv.units.length - 1] : before.hidden_size - 1) + 0.5,
-    line: { color: "#111", width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)",
-  }));
-  await ivMaps.update(defs, before.tokens, `${state.revision}/${k}/iv/${state.view.iv}`, before.truncate, boxes);
+  const { maps, boxes, summary } = compare(state.result, after, k, items);
+  await ivMaps.update(maps, state.result.tokens, `${state.revision}/${k}/iv/${state.view.iv}`,
+                      state.result.truncate, boxes);
   ivMaps.moveCursor(state.view.step);
-  const top = before.num_layers - 1;
-  const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * before.hidden_size);
-  const maxLast = lastH.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  interventions.showSummary(`${items.map(describeIntervention).join("; ")}. The loss goes from `
-    + `${fmt(before.loss, 6)} to ${fmt(after.loss, 6)}; the top layer's last state h_${T - 1} moves by up to `
-    + `${fmt(maxLast, 4)} per unit. Dotted boxes: the replaced entries (layer ${k}).`);
+  interventions.showSummary(summary);
 }
 
 // ── connectivity ──────────────────────────────────────────────────────────────────────
@@ -467,24 +408,14 @@ function hideConnectivity() {
 }
 
 // ── the gradient race ───────────────────────────────────────────────────────────────────
-// The form's sequence, hidden size and seed through a tanh RNN, an LSTM and a GRU: one
-// layer, float64 (vanishing gradients fall far below float32's range), loss = Σ h_{T−1}.
-async function runRace() {
-  const { scale, forgetBias } = race.read();
-  const config = state.config;
-  let base;
+async function runRace({ scale, forgetBias }) {
+  let requests;
   try {
-    base = api.buildRequest({ ...config, weights: "random", layers: 1, loss: "last", truncate: "",
-                              dtype: "float64", forgetBias: "" });
+    requests = api.raceRequests(state.config, { scale, forgetBias }, RACERS.map((r) => r.cell));
   } catch (err) {
     race.showError(err.message);
     return;
   }
-  const requests = RACERS.map(({ cell }) => ({
-    ...base, cell,
-    weights: { init: "pytorch", seed: Number(config.seed), recurrent_scale: scale,
-               ...(cell === "lstm" && forgetBias !== null ? { forget_bias: forgetBias } : {}) },
-  }));
   race.setRunning(true);
   race.showError("");
   document.body.dataset.race = "running";
@@ -537,7 +468,7 @@ async function restore({ push }) {
   state.view = view;
   interventions.setItems(parseList(view.iv));  // back/forward brings its own list
   if (sameConfig(config, state.ranConfig) && state.result) {
-    clampView();
+    clampView(state.view, state.result);
     await drawResult();
   } else {
     await runNow({ push });
@@ -545,8 +476,7 @@ async function restore({ push }) {
   tour.show(view.tour);
   $("grad-scale").value = view.gscale;
   if (view.race) {
-    race.write({ scale: view.raceScale, forgetBias: view.raceForget === "" ? null : view.raceForget });
-    await runRace();
+    await runRace(race.write({ scale: view.raceScale, forgetBias: view.raceForget === "" ? null : view.raceForget }));
   }
 }
 
@@ -573,11 +503,7 @@ async function loadPreset(id) {
   const info = modelInfo({ weights: { model_id: id } });
   if (!info) return;
   if (state.running) await state.inflight;
-  const config = configForModel(state.config, info);
-  const example = info.card && info.card.example;
-  if (example) Object.assign(config, { mode: "text", sequence: example });
-  if (info.readout) config.loss = info.task ? "task" : "next";
-  state.config = config;
+  state.config = configForPreset(state.config, info);
   controls.write(state.config);
   findUnits.setProperty(propertyForTask(info.task));
   await runNow({ push: true });
@@ -598,32 +524,6 @@ async function uploadModel(file) {
     controls.setRunning(false);
     showError(err);
   }
-}
-
-// The configuration for a stored model: its cell and sizes, and an input it can take — text in its
-// vocab (the current text if every character is in it), else numbers of its input size.
-function configForModel(config, info) {
-  const out = { ...config, weights: "model", model: info.model_id, cell: info.cell,
-                hidden: info.hidden_size, layers: info.num_layers };
-  if (info.vocab) {
-    const fits = out.mode === "text" && out.sequence && [...out.sequence].every((ch) => info.vocab.includes(ch));
-    if (!fits) {
-      out.mode = "text";
-      const chars = [...info.vocab];
-      out.sequence = Array.from({ length: Math.max(12, chars.length) }, (_, t) => chars[t % chars.length]).join("");
-    }
-  } else {
-    let width = 0;
-    try {
-      width = out.mode === "numbers" ? api.parseNumbers(out.sequence)[0].length : 0;
-    } catch { /* not numbers this model can take: replaced below */ }
-    if (width !== info.input_size) {
-      out.mode = "numbers";
-      out.sequence = Array.from({ length: 4 }, (_, t) => Array.from({ length: info.input_size },
-        (_, d) => ((t + d) % 3 - 1) * 0.5).join(", ")).join("\n");
-    }
-  }
-  return out;
 }
 
 // ── export ──────────────────────────────────────────────────────────────────────────────

@@ -2,6 +2,8 @@
 // The form writes into `config`, a run reads it, and both halves round-trip through the URL,
 // so a copied link reproduces the view. Every property is declared once, in PROPS.
 
+import { parseNumbers } from "./api.js";
+
 // How a property reads from text (a URL parameter, a form field); undefined = not valid,
 // so the default stands.
 const finite = (n) => (Number.isFinite(n) ? n : undefined);
@@ -97,4 +99,47 @@ export function fromQuery(search) {
 
 export function sameConfig(a, b) {
   return !!a && !!b && Object.keys(DEFAULTS).every((k) => String(a[k]) === String(b[k]));
+}
+
+// The step, unit and layer shown, within a result's.
+export function clampView(view, result) {
+  const within = (v, n) => Math.min(Math.max(0, v | 0), n - 1);
+  view.step = within(view.step, result.steps);
+  view.unit = within(view.unit, result.hidden_size);
+  view.layer = within(view.layer, result.num_layers);
+}
+
+// The configuration for a stored model: its cell and sizes, and an input it can take — text
+// in its vocab (the current text if every character is in it), else numbers of its input size.
+export function configForModel(config, info) {
+  const out = { ...config, weights: "model", model: info.model_id, cell: info.cell,
+                hidden: info.hidden_size, layers: info.num_layers };
+  if (info.vocab) {
+    const fits = out.mode === "text" && out.sequence && [...out.sequence].every((ch) => info.vocab.includes(ch));
+    if (!fits) {
+      out.mode = "text";
+      const chars = [...info.vocab];
+      out.sequence = Array.from({ length: Math.max(12, chars.length) }, (_, t) => chars[t % chars.length]).join("");
+    }
+  } else {
+    let width = 0;
+    try {
+      width = out.mode === "numbers" ? parseNumbers(out.sequence)[0].length : 0;
+    } catch { /* not numbers this model can take: replaced below */ }
+    if (width !== info.input_size) {
+      out.mode = "numbers";
+      out.sequence = Array.from({ length: 4 }, (_, t) => Array.from({ length: info.input_size },
+        (_, d) => ((t + d) % 3 - 1) * 0.5).join(", ")).join("\n");
+    }
+  }
+  return out;
+}
+
+// A trained preset in one click: configForModel, the example its card suggests, its task's loss.
+export function configForPreset(config, info) {
+  const out = configForModel(config, info);
+  const example = info.card && info.card.example;
+  if (example) Object.assign(out, { mode: "text", sequence: example });
+  if (info.readout) out.loss = info.task ? "task" : "next";
+  return out;
 }

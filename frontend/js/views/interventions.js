@@ -2,7 +2,7 @@
 // wipe c = 0, close o = 0 …), re-run, and see what changed downstream as diverging heatmaps
 // of (intervened − original). The list lives in the URL, so an experiment is a link.
 
-import { CELLS, GATE_TITLES } from "../config.js";
+import { CELLS, GATE_TITLES, at, fmt, valuePanels } from "../config.js";
 
 // What a cell lets you replace: its gates, c (LSTM) and h.
 export function targetsOf(cell) {
@@ -57,6 +57,26 @@ export function difference(after, before) {
   const data = new Float64Array(after.data.length);
   for (let k = 0; k < data.length; k++) data[k] = after.data[k] - before.data[k];
   return { data, shape: after.shape };
+}
+
+// What the intervention changed in layer `k`: a map of (intervened − original) per value
+// heatmap and ∂L/∂h, dotted boxes where entries were replaced, and a summary in words.
+export function compare(before, after, k, items) {
+  const maps = [...valuePanels(before.cell), ["∂L/∂h", ["grads", "h"], "signed"]].map(([name, path]) => [
+    `Δ ${name} (intervened − original)`, difference(at(after.layers[k], path), at(before.layers[k], path)), "signed", name]);
+  const T = before.steps;
+  const boxes = items.filter((iv) => iv.layer === k).map((iv) => ({
+    type: "rect", x0: iv.start - 0.5, x1: Math.min(iv.stop, T) - 0.5,
+    y0: (iv.units ? iv.units[0] : 0) - 0.5, y1: (iv.units ? iv.units[iv.units.length - 1] : before.hidden_size - 1) + 0.5,
+    line: { color: "#111", width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)",
+  }));
+  const top = before.num_layers - 1;
+  const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * before.hidden_size);
+  const maxLast = lastH.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const summary = `${items.map(describe).join("; ")}. The loss goes from `
+    + `${fmt(before.loss, 6)} to ${fmt(after.loss, 6)}; the top layer's last state h_${T - 1} moves by up to `
+    + `${fmt(maxLast, 4)} per unit. Dotted boxes: the replaced entries (layer ${k}).`;
+  return { maps, boxes, summary };
 }
 
 export function createInterventions(root, { onRun, onClear, onPickMode }) {

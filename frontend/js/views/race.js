@@ -28,18 +28,21 @@ export function createRace(root, { onRun, onScale }) {
   const forget = root.querySelector("#race-fb");
   const button = root.querySelector("#race-run");
   const error = root.querySelector("#error-race");
-  button.addEventListener("click", () => onRun());
+  // each reports the race's settings: {scale, forgetBias (null: none)}
+  button.addEventListener("click", () => onRun(read()));
   scale.addEventListener("input", () => { readout.textContent = `× ${Number(scale.value).toFixed(2)}`; });
-  scale.addEventListener("change", () => onScale());
+  scale.addEventListener("change", () => onScale(read()));
 
   function read() {
     return { scale: Number(scale.value), forgetBias: forget.value === "" ? null : Number(forget.value) };
   }
 
+  // Show settings; returns them as the controls hold them (the slider keeps to its range).
   function write({ scale: s, forgetBias }) {
     scale.value = String(s);
-    readout.textContent = `× ${Number(s).toFixed(2)}`;
+    readout.textContent = `× ${Number(scale.value).toFixed(2)}`;
     forget.value = forgetBias === null ? "" : String(forgetBias);
+    return read();
   }
 
   function setRunning(running) { button.disabled = running; root.setAttribute("aria-busy", String(running)); }
@@ -82,5 +85,5 @@ export function createRace(root, { onRun, onScale }) {
     }));
   }
 
-  return { read, write, update, setRunning, showError };
+  return { write, update, setRunning, showError };
 }

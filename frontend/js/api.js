@@ -1,14 +1,12 @@
 // Everything that talks to the server. Results come in the binary encoding: a JSON header
 // whose arrays point into the body, viewed in place as Float32Array / Float64Array.
 
-const API = "/api/v1";
+import { ApiError } from "./errors.js";
+import { parseNumbers } from "./numbers.js";
 
-export class ApiError extends Error {
-  constructor(message, field) {
-    super(message);
-    this.field = field; // which control it concerns: input, weights, loss, run
-  }
-}
+export { ApiError };
+
+const API = "/api/v1";
 
 // The /run request for a configuration (throws ApiError for input the page can see is wrong).
 export function buildRequest(config) {
@@ -66,23 +64,6 @@ export function inputsOf(request, result) {
     x[vocab.indexOf(tok)] = 1;
     return x;
   });
-}
-
-// "1, 2; 3 4" or one step per line → [[1, 2], [3, 4]].
-export function parseNumbers(text) {
-  const rows = text.split(/[;\n]/).map((r) => r.trim()).filter((r) => r.length);
-  if (!rows.length) throw new ApiError("Type the numbers of at least one step.", "input");
-  const values = rows.map((row, t) => row.split(/[\s,]+/).filter((v) => v.length).map((v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new ApiError(`Step ${t}: "${v}" is not a number.`, "input");
-    return n;
-  }));
-  const D = values[0].length;
-  const bad = values.findIndex((r) => r.length !== D);
-  if (bad >= 0) {
-    throw new ApiError(`Step ${bad} has ${values[bad].length} numbers but step 0 has ${D}: every step needs the same count.`, "input");
-  }
-  return values;
 }
 
 // Which control a server error concerns, from its loc.

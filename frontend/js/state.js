@@ -2,13 +2,15 @@
 // The form writes into `config`, a run reads it, and both halves round-trip through the URL,
 // so a copied link reproduces the view. Every property is declared once, in PROPS.
 
-import { parseNumbers } from "./api.js";
+import { parseNumbers } from "./numbers.js";
 
 // How a property reads from text (a URL parameter, a form field); undefined = not valid,
 // so the default stands.
 const finite = (n) => (Number.isFinite(n) ? n : undefined);
 const TYPES = {
   string: (text) => text,
+  // one of the property's `choices` (a select's options)
+  choice: (text, prop) => (prop.choices.includes(text) ? text : undefined),
   number: (text) => (text.trim() === "" ? undefined : finite(Number(text))),
   // a number that may be left empty: "" = not set (no truncation, no clipping, …)
   optionalNumber: (text) => (text.trim() === "" ? "" : finite(Number(text))),
@@ -17,21 +19,26 @@ const TYPES = {
 // key: the name in state.config / state.view (and the form control's id); param: its URL
 // parameter (short, stable: links depend on it); part: the run configuration or the view.
 export const PROPS = Object.freeze([
-  { key: "cell", param: "cell", type: "string", default: "lstm", part: "config" },
+  { key: "cell", param: "cell", type: "choice", default: "lstm", part: "config",
+    choices: ["lstm", "gru", "rnn_tanh", "rnn_relu"] },
   { key: "hidden", param: "H", type: "number", default: 16, part: "config" },
   { key: "layers", param: "L", type: "number", default: 1, part: "config" },
-  { key: "weights", param: "w", type: "string", default: "random", part: "config" },
+  { key: "weights", param: "w", type: "choice", default: "random", part: "config",
+    choices: ["random", "model"] },
   { key: "seed", param: "seed", type: "number", default: 0, part: "config" },
   { key: "forgetBias", param: "fb", type: "optionalNumber", default: "", part: "config" },
   { key: "model", param: "model", type: "string", default: "", part: "config" },
-  { key: "mode", param: "mode", type: "string", default: "text", part: "config" },
+  { key: "mode", param: "mode", type: "choice", default: "text", part: "config",
+    choices: ["text", "numbers"] },
   { key: "sequence", param: "seq", type: "string", default: "hello world", part: "config" },
-  { key: "loss", param: "loss", type: "string", default: "last", part: "config" },
+  { key: "loss", param: "loss", type: "choice", default: "last", part: "config",
+    choices: ["last", "unit", "all", "task", "next"] },
   { key: "lossStep", param: "ls", type: "optionalNumber", default: "", part: "config" },
   { key: "lossUnit", param: "lu", type: "number", default: 0, part: "config" },
   { key: "truncate", param: "k", type: "optionalNumber", default: "", part: "config" },
   { key: "clip", param: "clip", type: "optionalNumber", default: "", part: "config" },
-  { key: "dtype", param: "dtype", type: "string", default: "float64", part: "config" },
+  { key: "dtype", param: "dtype", type: "choice", default: "float64", part: "config",
+    choices: ["float64", "float32"] },
   { key: "step", param: "t", type: "number", default: 0, part: "view" },
   { key: "unit", param: "u", type: "number", default: 0, part: "view" },
   { key: "layer", param: "layer", type: "number", default: 0, part: "view" },
@@ -44,7 +51,8 @@ export const PROPS = Object.freeze([
   { key: "conn", param: "conn", type: "number", default: 0, part: "view" },  // connectivity shown?
   { key: "tour", param: "tour", type: "number", default: 0, part: "view" },  // its stop, from 1; 0 = none
   // the gradient heatmaps' colour scale: "linear" or "log"
-  { key: "gscale", param: "gs", type: "string", default: "linear", part: "view" },
+  { key: "gscale", param: "gs", type: "choice", default: "linear", part: "view",
+    choices: ["linear", "log"] },
 ].map(Object.freeze));
 
 const defaults = (part) => Object.freeze(Object.fromEntries(
@@ -56,7 +64,7 @@ const BY_KEY = new Map(PROPS.map((p) => [p.key, p]));
 // `text` as property `key` holds it, typed; its default when the text is not valid.
 export function parse(key, text) {
   const prop = BY_KEY.get(key);
-  const value = TYPES[prop.type](String(text));
+  const value = TYPES[prop.type](String(text), prop);
   return value === undefined ? prop.default : value;
 }
 

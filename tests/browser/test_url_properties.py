@@ -95,7 +95,10 @@ def test_a_stored_model_round_trips_through_the_url(page, server):
 def test_values_that_are_not_of_their_type_fall_back_to_the_default(page, server):
     bad = {"H": "abc", "L": "", "seed": "x", "fb": "y", "ls": "1e999", "lu": "Infinity",
            "k": "abc", "clip": "NaN", "t": "foo", "u": "", "layer": "x", "race": "yes",
-           "rs": "fast", "rfb": "q", "conn": "x", "tour": "x"}
+           "rs": "fast", "rfb": "q", "conn": "x", "tour": "x",
+           # a choice not among the select's options
+           "cell": "lstm2", "w": "pretrained", "mode": "audio", "loss": "mse", "dtype": "f16",
+           "gs": "sqrt"}
     open_page(page, server, "?" + urlencode(bad))
     props = table(page)
     shown = held(page, props)

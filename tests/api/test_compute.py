@@ -130,7 +130,7 @@ def test_a_block_removed_behind_the_servers_back_is_not_lent_and_a_lost_reply_is
 
 
 def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(tmp_path):
-    from tests.engine.test_overflow import exploding_relu_request
+    from tests.helpers.requests import exploding_relu_request
     compute._init_worker(tmp_path, compute._limits)
     try:
         reply = compute.compute("run", json.dumps(exploding_relu_request()).encode(),

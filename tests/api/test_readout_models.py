@@ -12,26 +12,17 @@ import pytest
 
 import gatescope
 from gatescope.models.store import PRESETS_DIR, ModelStore
-from tests.helpers.api import make_client, npz_bytes, safetensors_bytes, state_dict, upload
-
-VOCAB = "abcd"
-CARD = {"description": "a tiny character model", "trained_on": ["abcd" * 3], "steps": 7}
-
-
-def readout_model(cell: str = "gru", H: int = 3, L: int = 2, K: int = 4, seed: int = 1,
-                  prefix: str = "", readout_prefix: str = "") -> dict[str, np.ndarray]:
-    """A state_dict of D = 4 inputs with a K-output readout, float64."""
-    tensors = {prefix + k: v for k, v in
-               state_dict(cell, D=4, H=H, L=L, seed=seed, dtype=np.float64).items()}
-    rng = np.random.default_rng(seed)
-    tensors[readout_prefix + "readout.weight"] = rng.normal(size=(K, H))
-    tensors[readout_prefix + "readout.bias"] = rng.normal(size=K)
-    return tensors
-
-
-def metadata(**extra: str) -> dict[str, str]:
-    return {"vocab": VOCAB, "labels": json.dumps(list(VOCAB)), "task": "next_char",
-            "card": json.dumps(CARD), **extra}
+from tests.helpers.api import (
+    CARD,
+    VOCAB,
+    make_client,
+    metadata,
+    npz_bytes,
+    readout_model,
+    safetensors_bytes,
+    state_dict,
+    upload,
+)
 
 
 def test_upload_with_a_readout_and_metadata_describes_them(client):

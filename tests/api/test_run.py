@@ -66,7 +66,7 @@ def test_typed_encoding_holds_the_same_numbers(client):
 
 
 def test_typed_encoding_keeps_overflowed_arrays_as_lists_with_null(client):
-    from tests.engine.test_overflow import exploding_relu_request
+    from tests.helpers.requests import exploding_relu_request
     r = client.post("/api/v1/run?encoding=typed", json=exploding_relu_request())
     assert r.status_code == 200
     body = r.json()

@@ -65,7 +65,7 @@ def test_every_endpoint_conforms(api_schema, label, mode):
 
 
 def _valid_runs():
-    from tests.engine.test_overflow import exploding_relu_request
+    from tests.helpers.requests import exploding_relu_request
     for cell in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         for encoding in ("json", "typed"):
             req = {"cell": cell, "hidden_size": 3, "num_layers": 2, "input": {"text": "abcab"},
@@ -73,7 +73,7 @@ def _valid_runs():
             yield "POST /api/v1/run", req, {"encoding": encoding}
             yield "POST /api/v1/jacobian", {**req, "step": 2, "layer": 1}, {"encoding": encoding}
     yield "POST /api/v1/run", exploding_relu_request(T=30), {"encoding": "typed"}
-    from .test_readout_models import readout_model
+    from tests.helpers.api import readout_model
     tensors = {k: v.tolist() for k, v in readout_model(L=1).items()}
     for encoding in ("json", "typed"):  # a readout: outputs and its gradients
         req = {"cell": "gru", "input": {"text": "abcab", "vocab": "abcd"},
@@ -93,7 +93,7 @@ def test_successful_responses_conform_to_the_schema(api_schema):
         assert response.status_code == 200, response.text[:300]
         case.validate_response(response, checks=checks)
         seen += 1
-    from .test_readout_models import metadata, readout_model
+    from tests.helpers.api import metadata, readout_model
     for file in (safetensors_bytes(state_dict("gru", D=2, H=2, L=1)),
                  safetensors_bytes(readout_model(L=1), metadata())):  # labels, task, card
         upload = api_schema.find_operation_by_label("POST /api/v1/models").Case(

@@ -11,20 +11,7 @@ import pytest
 
 import gatescope
 from gatescope.core.cells import CELLS
-
-
-def exploding_relu_request(T: int = 200) -> dict:
-    """An rnn_relu whose recurrent weights multiply the state by 50 each step: h grows like
-    50^t and passes float64's 1.8e308 after about 180 steps."""
-    H = 2
-    tensors = {
-        "weight_ih_l0": [[1.0], [1.0]],
-        "weight_hh_l0": [[50.0, 0.0], [0.0, 50.0]],
-        "bias_ih_l0": [0.0, 0.0],
-        "bias_hh_l0": [0.0, 0.0],
-    }
-    return {"cell": "rnn_relu", "hidden_size": H, "input": {"values": [1.0] * T},
-            "weights": {"tensors": tensors}}
+from tests.helpers.requests import exploding_relu_request
 
 
 def test_overflow_becomes_null_with_warnings():

@@ -186,7 +186,7 @@ def test_float32_outputs_and_gradients():
 
 
 def test_overflowed_outputs_are_null_with_a_warning():
-    from .test_overflow import exploding_relu_request
+    from tests.helpers.requests import exploding_relu_request
     req = exploding_relu_request()
     req["weights"]["tensors"].update({"readout.weight": [[1.0, -1.0], [0.5, 0.5]],
                                       "readout.bias": [0.0, 0.0]})

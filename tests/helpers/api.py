@@ -8,7 +8,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx2
 import numpy as np
 from fastapi.testclient import TestClient
 from safetensors.numpy import save
@@ -20,7 +22,7 @@ from gatescope.settings import Settings
 
 
 @contextmanager
-def make_client(data_dir: Path, **settings) -> Iterator[TestClient]:
+def make_client(data_dir: Path, **settings: Any) -> Iterator[TestClient]:
     app = create_app(Settings(data_dir=data_dir, compute_processes=1, **settings))
     with TestClient(app) as client:
         yield client
@@ -32,7 +34,8 @@ def state_dict(cell: str = "lstm", D: int = 4, H: int = 3, L: int = 2, seed: int
             pytorch_init(CELLS[cell], D, H, L, seed, None, np.float64).items()}
 
 
-def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict | None = None) -> bytes:
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+                      ) -> bytes:
     """Written by the safetensors package itself, not by gatescope's reader's twin."""
     return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
 
@@ -43,18 +46,19 @@ def npz_bytes(tensors: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def upload(client: TestClient, data: bytes, filename: str = "model.safetensors", **form):
+def upload(client: TestClient, data: bytes, filename: str = "model.safetensors",
+           **form: str) -> httpx2.Response:
     return client.post("/api/v1/models", files={"file": (filename, data)}, data=form)
 
 
-def read_binary(content: bytes):
+def read_binary(content: bytes) -> Any:
     """The binary encoding: b"GSB1", uint32 header length, JSON header, aligned arrays."""
     assert content[:4] == b"GSB1"
     n = int.from_bytes(content[4:8], "little")
     assert (8 + n) % 8 == 0
     data = memoryview(content)[8 + n:]
 
-    def resolve(obj):
+    def resolve(obj: Any) -> Any:
         if isinstance(obj, dict) and set(obj) == {"dtype", "shape", "offset", "nbytes"}:
             assert obj["offset"] % 8 == 0
             dtype = np.dtype("<" + obj["dtype"])
@@ -68,3 +72,24 @@ def read_binary(content: bytes):
         return obj
 
     return resolve(json.loads(bytes(content[8:8 + n])))
+
+
+# a readout model's vocab (its labels too) and card
+VOCAB = "abcd"
+CARD = {"description": "a tiny character model", "trained_on": ["abcd" * 3], "steps": 7}
+
+
+def readout_model(cell: str = "gru", H: int = 3, L: int = 2, K: int = 4, seed: int = 1,
+                  prefix: str = "", readout_prefix: str = "") -> dict[str, np.ndarray]:
+    """A state_dict of D = 4 inputs with a K-output readout, float64."""
+    tensors = {prefix + k: v for k, v in
+               state_dict(cell, D=4, H=H, L=L, seed=seed, dtype=np.float64).items()}
+    rng = np.random.default_rng(seed)
+    tensors[readout_prefix + "readout.weight"] = rng.normal(size=(K, H))
+    tensors[readout_prefix + "readout.bias"] = rng.normal(size=K)
+    return tensors
+
+
+def metadata(**extra: str) -> dict[str, str]:
+    return {"vocab": VOCAB, "labels": json.dumps(list(VOCAB)), "task": "next_char",
+            "card": json.dumps(CARD), **extra}

@@ -40,7 +40,7 @@ def running_server(data_dir: Path | str, log: Path | None = None, timeout: float
         deadline = time.monotonic() + timeout
         while True:
             try:
-                urllib.request.urlopen(f"{url}/api/v1/health", timeout=1)
+                urllib.request.urlopen(f"{url}/api/v1/health", timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -45,9 +45,14 @@ StepCount = Annotated[int, Field(ge=1, le=MAX_STEPS), BeforeValidator(_integral)
 ClassIndex = Annotated[int, Field(ge=0, lt=MAX_CLASSES), BeforeValidator(_integral)]
 LayerIndex = Annotated[int, Field(ge=0, lt=MAX_LAYERS), BeforeValidator(_integral)]
 UnitIndex = Annotated[int, Field(ge=0, lt=MAX_HIDDEN), BeforeValidator(_integral)]
+ClassTargets = Annotated[list[ClassIndex | None], Field(min_length=1, max_length=MAX_STEPS)]
+UnitList = Annotated[list[UnitIndex], Field(min_length=1, max_length=MAX_HIDDEN)]
 
 
-Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]
+Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]  # D numbers
+HiddenRow = Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]  # H numbers
+StepRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_STEPS)]  # T×H
+LayerRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_LAYERS)]  # L×H
 # a state_dict tensor: a bias (G·H) or a weight (G·H rows of D or H), G·H ≤ 4·1024
 TensorVector = Annotated[list[float], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
 TensorMatrix = Annotated[list[Row], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
@@ -188,9 +193,7 @@ class MSE(Strict):
     """L = ½ Σ_t ‖h_t − y_t‖²."""
 
     type: Literal["mse"]
-    targets: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
-                       Field(min_length=1, max_length=MAX_STEPS)] = Field(
-        description="T×H, one target vector per step.")
+    targets: StepRows = Field(description="T×H, one target vector per step.")
 
 
 class CrossEntropy(Strict):
@@ -201,8 +204,7 @@ class CrossEntropy(Strict):
         {"type": "cross_entropy", "targets": [2, None, 0, 1]}]})
 
     type: Literal["cross_entropy"]
-    targets: Annotated[list[ClassIndex | None],
-                       Field(min_length=1, max_length=MAX_STEPS)] = Field(
+    targets: ClassTargets = Field(
         description="T class indices k_t < K, null for a step without a target; at least "
         "one not null.")
 
@@ -239,11 +241,8 @@ READOUT_LOSSES = (CrossEntropy, NextToken, TaskLoss)  # the losses on the readou
 class InitialState(Strict):
     """States entering step 0, one row per layer; zeros where left out."""
 
-    h: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
-                 Field(min_length=1, max_length=MAX_LAYERS)] | None = None
-    c: Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]],
-                 Field(min_length=1, max_length=MAX_LAYERS)] | None = Field(
-        None, description="LSTM only.")
+    h: LayerRows | None = None
+    c: LayerRows | None = Field(None, description="LSTM only.")
 
 
 # ── the gradient-flow lab ────────────────────────────────────────────────────────────
@@ -267,8 +266,7 @@ class Intervention(Strict):
         description="a gate of the cell (LSTM i, f, g, o; GRU r, z, n), c (LSTM) or h")
     start: StepIndex = 0
     stop: StepCount | None = Field(None, description="default: T")
-    units: Annotated[list[UnitIndex],
-                     Field(min_length=1, max_length=MAX_HIDDEN)] | None = Field(
+    units: UnitList | None = Field(
         None, description="unit indices; null for all")
     value: float = Field(ge=-1e6, le=1e6)
 

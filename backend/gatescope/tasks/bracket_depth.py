@@ -90,7 +90,8 @@ class BracketDepth(Task):
         return tokens, targets
 
     def _targets(self, text: str) -> list[int | None]:
-        depth, out = 0, list[int | None]()
+        depth = 0
+        out: list[int | None] = []
         for t, ch in enumerate(text):
             depth += {"(": 1, ")": -1}.get(ch, 0)
             if depth < 0:

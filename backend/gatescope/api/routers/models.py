@@ -23,19 +23,26 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# the upload form's fields
+ModelUpload = Annotated[UploadFile, File(description="a state_dict as .safetensors or .npz")]
+CellField = Annotated[CellName | None, Form(
+    description="rnn_tanh (default) or rnn_relu for a plain RNN; LSTM and GRU are "
+    "recognised from their weights")]
+VocabField = Annotated[str | None, Form(min_length=1, max_length=1024, description=(
+    "the characters of the input units, in order, for text input"))]
+NameField = Annotated[str | None, Form(min_length=1, max_length=200)]
+
+
 @router.post("", status_code=201, response_model=ModelInfo,
              responses={200: {"model": ModelInfo, "description": "already stored"},
                         **UPLOAD_ERRORS})
 async def upload_model(
     pool: ComputeDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="a state_dict as .safetensors or .npz")],
-    cell: Annotated[CellName | None, Form(
-        description="rnn_tanh (default) or rnn_relu for a plain RNN; LSTM and GRU are "
-        "recognised from their weights")] = None,
-    vocab: Annotated[str | None, Form(min_length=1, max_length=1024, description=(
-        "the characters of the input units, in order, for text input"))] = None,
-    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    file: ModelUpload,
+    cell: CellField = None,
+    vocab: VocabField = None,
+    name: NameField = None,
 ) -> Response:
     """Store a model. The cell, sizes and layers are read from the tensors; the id comes
     from the content (the same upload gives the same id: 201 the first time, 200 after).

@@ -64,4 +64,4 @@ presets: $(RUN_STAMP)  ## retrain the bundled presets from their commands (2 at 
 	$(BIN)/python backend/gatescope/presets/build.py
 
 clean:  ## remove the environments and caches
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache backend/*.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache build dist

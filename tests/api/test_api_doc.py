@@ -12,7 +12,9 @@ inline code span whose whole text is the name (`` `h` ``), never a substring of 
         holding each of its response status codes (`422`), its parameters (`encoding`)
         with their enum values (`binary`), its response headers and its media types
 
-A failure lists every missing name and where the OpenAPI document names it.
+A failure lists every missing name and where the OpenAPI document names it. What it
+cannot tell: a schema's name found elsewhere in the doc counts (`h` of one table stands in
+for `h` of another); only the operations' names are looked for in their own sections.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Trained models in the explorer: a bundled preset loads with its card's example in one
 click and runs; the readout's top five guesses per step; "find units" ranks the bracket
 model's depth unit (named in its card) first — with the page's properties defined exactly
-as the trainer's (gatescope.units)."""
+as the trainer's (gatescope.core.units)."""
 
 from __future__ import annotations
 

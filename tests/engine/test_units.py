@@ -1,4 +1,4 @@
-"""Units worth looking at (gatescope.units): the input properties on texts worked by hand,
+"""Units worth looking at (gatescope.core.units): the input properties on texts worked by hand,
 ranking by |Pearson r| against numpy's corrcoef, and the cards' unit lists."""
 
 from __future__ import annotations

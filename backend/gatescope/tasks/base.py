@@ -97,11 +97,11 @@ class Task(ABC):
 
     vocab: the input characters (D). labels: the K class names. seq_len: T of a batch.
     metric: how held-out sequences are scored. properties: the input properties a unit of
-    a trained model may track (gatescope.units), for the model card.
+    a trained model may track (gatescope.core.units), for the model card.
     """
 
     kind: ClassVar[str]
-    # the input properties (gatescope.units.PROPERTIES) worth correlating units with here
+    # the input properties (gatescope.core.units.PROPERTIES) worth correlating units with here
     properties: ClassVar[tuple[str, ...]] = ()
 
     @property

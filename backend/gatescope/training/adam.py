@@ -1,4 +1,4 @@
-"""torch.optim.Adam in NumPy, operation for operation (clip_grad_norm_ is gatescope.clipping).
+"""torch.optim.Adam in NumPy, operation for operation (clip_grad_norm_ is core/clipping.py).
 
 Adam with PyTorch's defaults (betas (0.9, 0.999), eps 1e−8, no weight decay, not AMSGrad),
 step t = 1, 2, …:

@@ -15,7 +15,7 @@ readout.bias (K), and the metadata keys (docs/API.md, "Models with a readout"):
     task     the task's full name, e.g. "delayed_recall:d=20,symbols=4" (tasks.get rebuilds it)
     card     JSON model card: task, data, command, seed, hyperparameters, metrics (final
              held-out scores, the baseline and the margin over it), units (the top layer's
-             units of largest |Pearson r| with the task's input properties, gatescope.units),
+             units of largest |Pearson r| with the task's input properties, gatescope.core.units),
              gatescope version
 
 Deterministic: the same run gives the same bytes (fixed key order, no timestamps, floats

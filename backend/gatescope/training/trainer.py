@@ -19,7 +19,7 @@ training ones (and, for the char LM, from the held-out files).
 
 At the end, the units worth looking at: on UNIT_SEQUENCES validation texts from a fourth
 child stream (units_stream), the top layer's h is correlated with each input property the
-task names (gatescope.units), and the UNITS_PER_PROPERTY units of largest |r| per property
+task names (gatescope.core.units), and the UNITS_PER_PROPERTY units of largest |r| per property
 go into the result (and the model card).
 """
 

@@ -1,7 +1,7 @@
 // Find units: rank the hidden units of the layer shown by how well h_t[j] follows a simple
 // property of the input text (Pearson r over the steps), as Karpathy et al. found cells that
 // track quotes, indentation and bracket depth. The properties are the ones the trainer uses
-// for its model cards (backend/gatescope/units.py), defined identically.
+// for its model cards (backend/gatescope/core/units.py), defined identically.
 
 import { PLOT_CONFIG, MARGIN, fmt } from "../config.js";
 

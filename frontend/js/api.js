@@ -4,8 +4,6 @@
 import { ApiError } from "./errors.js";
 import { parseNumbers } from "./numbers.js";
 
-export { ApiError };
-
 const API = "/api/v1";
 
 // The /run request for a configuration (throws ApiError for input the page can see is wrong).

@@ -3,6 +3,7 @@
 
 import * as api from "./api.js";
 import { GATE_TITLES, at, gradientPanels, valuePanels } from "./config.js";
+import { ApiError } from "./errors.js";
 import {
   clampView, configForModel, configForPreset, createState, fromQuery, sameConfig, toQuery,
 } from "./state.js";
@@ -129,7 +130,7 @@ async function runOnce({ push }) {
 }
 
 function showError(err) {
-  if (err instanceof api.ApiError) {
+  if (err instanceof ApiError) {
     controls.showErrors({ [err.field]: err.message });
   } else if (err instanceof TypeError && /fetch|network/i.test(err.message)) {
     controls.showErrors({ run: "The server could not be reached. Is `gatescope serve` running?" });
@@ -142,7 +143,7 @@ function showError(err) {
 // A lab view's error in words: the server's message (it names the field and the limit), or
 // what could not be done and why.
 function failure(err, what) {
-  return err instanceof api.ApiError ? err.message : `${what} (${err.message}).`;
+  return err instanceof ApiError ? err.message : `${what} (${err.message}).`;
 }
 
 function drawGradientMaps() {
@@ -494,7 +495,7 @@ async function refreshModels(selected) {
 // The stored model a request runs (its labels, task and card), or undefined.
 function modelInfo(request) {
   const id = request && request.weights && request.weights.model_id;
-  return id ? (state.models || []).find((m) => m.model_id === id) : undefined;
+  return id ? state.models.find((m) => m.model_id === id) : undefined;
 }
 
 // A trained preset in one click: the model, the example its card suggests, its task's loss,

@@ -83,6 +83,8 @@ export function createState() {
     playing: false,
     timing: null,       // {request, draw} ms of the last run
     lastStepMs: 0,      // the last step's render time
+    models: [],         // GET /api/v1/models: the stored models and presets
+    raceRequests: null, // the gradient race's three /run requests, once it ran
   };
 }
 

@@ -94,9 +94,11 @@ def health_while_busy(url: str, rounds: int) -> list[float]:
         def busy(done: threading.Event) -> None:
             req = urllib.request.Request(f"{url}/api/v1/run", heavy,
                                          {"content-type": "application/json"})
-            with urllib.request.urlopen(req, timeout=300) as r:
-                r.read()
-            done.set()
+            try:
+                with urllib.request.urlopen(req, timeout=300) as r:
+                    r.read()
+            finally:  # a failed run must not leave the loop below asking for ever
+                done.set()
 
         worker = threading.Thread(target=busy, args=(done,))
         worker.start()

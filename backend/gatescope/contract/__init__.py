@@ -1,3 +1,4 @@
 """The contract other tools rely on (docs/API.md), in code: the request models with every
 limit (schemas.py, limits.py), the response models (responses.py), what a run returns
-(results.py), how it is encoded (encoding.py), and the one error type (errors.py)."""
+(results.py), how it is encoded (encoding.py), and its errors (errors.py: field-named
+ValidationErrors, as pydantic raises them, and ModelNotFoundError)."""

@@ -74,6 +74,7 @@ def norms(cell: Cell, trace: Trace, W_hh: np.ndarray) -> dict[str, np.ndarray]:
         total2[t, n] = np.sum(np.square(_explicit(fac, t, n)["total"]))
     out: dict[str, np.ndarray] = {}
     if cell.jacobian_terms:  # the LSTM's four terms, each by name
+        assert fac.p is not None, "a Jacobian reported by terms has a direct one"
         out["direct"] = np.sqrt(p2)
         for name in names:
             out[name] = np.sqrt(squares[name])

@@ -84,7 +84,8 @@ def split_blocks(a: np.ndarray, G: int) -> tuple[np.ndarray, ...]:
 
 
 def state_dict_names(layer: int) -> tuple[str, str, str, str]:
-    """PyTorch's names of layer k's tensors: W_ih, W_hh, b_ih, b_hh."""
+    """PyTorch's names of layer k's tensors: W_ih, W_hh, b_ih, b_hh. (core/params.py has the
+    same; spelt out again so this oracle shares no code with the path it checks.)"""
     return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}",
             f"bias_hh_l{layer}")
 

@@ -24,7 +24,9 @@ _NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})")
 
 
 def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, int]:
-    """(H, L) from the names and weight_hh_l0's shape; checks the names form layers 0..L−1."""
+    """(H, L) from the names and weight_hh_l0's shape: L is one past the highest layer named
+    (a gap in the layers is check_state_dict's to find). Every name must be a recurrent
+    layer's."""
     layers = set()
     for name in tensors:
         m = _NAME.fullmatch(name)

@@ -16,7 +16,16 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .contract.limits import MAX_HIDDEN, MAX_INPUT, MAX_LAYERS, MAX_STEPS, MAX_WORK, Limits
+from .contract.limits import (
+    MAX_HIDDEN,
+    MAX_INPUT,
+    MAX_LAYERS,
+    MAX_MEMORY_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_STEPS,
+    MAX_WORK,
+    Limits,
+)
 
 MiB = 1024 * 1024
 
@@ -45,9 +54,14 @@ class Settings(BaseSettings):
     max_layers: int = Field(MAX_LAYERS, ge=1, le=MAX_LAYERS)
     max_work: int = Field(MAX_WORK, ge=1, le=MAX_WORK)
     max_body_bytes: int = Field(32 * MiB, ge=1024)
+    # a run's budget, from its sizes, before any work: its response body in the encoding
+    # asked for, and its peak memory (runner/budget.py)
+    max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=MiB)
+    max_memory_bytes: int = Field(MAX_MEMORY_BYTES, ge=16 * MiB)
     max_upload_bytes: int = Field(64 * MiB, ge=1024)
 
     @cached_property
     def limits(self) -> Limits:
         return Limits(self.max_steps, self.max_hidden, self.max_input, self.max_layers,
-                      self.max_work)
+                      self.max_work, max_response_bytes=self.max_response_bytes,
+                      max_memory_bytes=self.max_memory_bytes)

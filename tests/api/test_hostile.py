@@ -92,11 +92,20 @@ def test_413_carries_cors_headers_when_cors_is_on(tmp_path):
 
 
 def test_connectivity_is_capped_by_its_cost(client):
-    r = client.post("/api/v1/run", json={"hidden_size": 512, "input": {"text": "ab" * 200},
-                                         "connectivity": True})
-    assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["connectivity"]
-    assert "33,554,432" in r.json()["detail"][0]["msg"]
+    """One backward pass per step, each T products of (1, H) × (H, G·H): T²·H²·L. The cap
+    was on T²·H·L, so 90 steps of 1024 units in 4 layers (173 bytes) ran for 20 s."""
+    for body in ({"hidden_size": 512, "input": {"text": "ab" * 200}, "connectivity": True},
+                 {"hidden_size": 1024, "num_layers": 4, "input": {"text": "ab" * 45},
+                  "connectivity": True}):
+        r = client.post("/api/v1/run", json=body)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["connectivity"]
+        assert "hidden_size² × num_layers" in r.json()["detail"][0]["msg"]
+        assert "4,294,967,296" in r.json()["detail"][0]["msg"]
+    # at the cap's example it runs
+    r = client.post("/api/v1/run?encoding=binary", json={
+        "hidden_size": 128, "input": {"text": "abcdefgh" * 64}, "connectivity": True})
+    assert r.status_code == 200, r.text
 
 
 def test_json_responses_vary_on_accept_encoding(client):

@@ -59,7 +59,9 @@ def test_the_wheel_holds_the_page_the_presets_and_py_typed(installed):
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
 
 
-def test_an_installed_wheel_serves_the_page_from_any_directory(installed, tmp_path):
+def test_an_installed_wheel_serves_the_page_from_any_directory(installed, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # a checkout on it would win
     where = subprocess.run([installed / "python", "-c",
                             "import gatescope; print(gatescope.__file__)"],
                            cwd=tmp_path, check=True, capture_output=True, text=True).stdout

@@ -79,7 +79,7 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
         if kind == "run":
             req = RunRequest.model_validate_json(body)
             t1 = time.perf_counter()
-            result = run(req, models=_store, limits=_limits)
+            result = run(req, models=_store, limits=_limits, encoding=encoding)
         else:
             jac = JacobianRequest.model_validate_json(body)
             t1 = time.perf_counter()

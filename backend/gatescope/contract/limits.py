@@ -15,13 +15,17 @@ MAX_LAYERS = 4  # L
 MAX_WORK = 2_097_152  # T·H·L
 MAX_CLASSES = 1024  # K, the outputs of a readout (readout.weight is K×H)
 MAX_CONNECTIVITY_STEPS = 512
-# one backward pass per output step: the cost grows as T²·H·L (T = 256, H = 128: 0.4 s)
-MAX_CONNECTIVITY_WORK = 512 * 512 * 128
+# one backward pass per output step, each of T steps of (1, H) × (H, G·H) products: the
+# cost grows as T²·H²·L (T = 256, H = 128, L = 1: 0.4 s here); at most 4× that
+MAX_CONNECTIVITY_COST = 512 * 512 * 128 * 128
+# a run's budget, checked from its sizes before any work (runner/budget.py)
+MAX_RESPONSE_BYTES = 256 * 2**20  # the response body, in the encoding asked for
+MAX_MEMORY_BYTES = 2**30  # the peak memory of computing and encoding it
 
 
 @dataclass(frozen=True)
 class Limits:
-    """One server's limits, at most the contract's."""
+    """One server's limits: the sizes at most the contract's; the budgets as it sets them."""
 
     max_steps: int = MAX_STEPS
     max_hidden: int = MAX_HIDDEN
@@ -29,3 +33,5 @@ class Limits:
     max_layers: int = MAX_LAYERS
     max_work: int = MAX_WORK
     max_classes: int = MAX_CLASSES
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_memory_bytes: int = MAX_MEMORY_BYTES

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.encoding import Encoding
 from ..contract.limits import Limits
 from ..contract.results import JacobianResult, LayerResult, RunResult, check_overflow
 from ..contract.schemas import JacobianRequest, RunRequest
@@ -26,14 +27,15 @@ from .prepare import parse, prepare, prepare_jacobian
 
 
 def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
-        limits: Limits | None = None) -> RunResult:
+        limits: Limits | None = None, encoding: Encoding | None = None) -> RunResult:
     """Forward pass and backpropagation through time for one `/run` request.
 
     `request` is a dict in the contract's shape (docs/API.md) or a RunRequest.
-    Raises pydantic.ValidationError naming the field for any bad input, ModelNotFoundError for
-    an unknown model_id.
+    Raises pydantic.ValidationError naming the field for any bad input (a run over the
+    budget of `limits` included: `encoding` says what its response will be encoded as, None
+    for NumPy arrays in process), ModelNotFoundError for an unknown model_id.
     """
-    p = prepare(parse(request, RunRequest), models, limits)
+    p = prepare(parse(request, RunRequest), models, limits, encoding)
     T, D, H, L = p.sizes
     req = p.request
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise

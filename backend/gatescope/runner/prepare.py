@@ -6,6 +6,8 @@ order a request meets it, each error a ValidationError whose `loc` names the fie
     weights    the stored model (cell, sizes), or the inline tensors' names, shapes, range
     input      text in the vocab (the model's or the text's own), or T×D numbers
     sizes      T, D, H, L and T·H·L against the server's limits
+    budget     the response's bytes and the peak memory, estimated from the sizes
+               (budget.py), against the server's budgets — before any weight is drawn
     readout    readout.weight (K, H), readout.bias (K)
     state      initial_state L×H (c only for an LSTM)
     loss       its step, unit, targets or task against T, H, K and the model's labels
@@ -26,8 +28,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from .. import tasks
+from ..contract.encoding import Encoding
 from ..contract.errors import ModelNotFoundError, invalid
-from ..contract.limits import MAX_CONNECTIVITY_STEPS, MAX_CONNECTIVITY_WORK, Limits
+from ..contract.limits import MAX_CONNECTIVITY_COST, MAX_CONNECTIVITY_STEPS, Limits
 from ..contract.schemas import (
     MSE,
     READOUT_LOSSES,
@@ -45,6 +48,7 @@ from ..core.params import StateDict, pytorch_init, shapes
 from ..core.readout import BIAS, NO_TARGET, WEIGHT
 from ..models.state_dict import check_readout, check_state_dict, infer_sizes
 from ..models.stored import ModelSource
+from .budget import Sizes, peak_bytes, response_bytes
 from .objective import HIDDEN_LOSSES, Objective
 
 Request = TypeVar("Request", bound=RunRequest)
@@ -89,8 +93,9 @@ def parse(request: Request | Mapping[str, Any], model: type[Request]) -> Request
 
 
 def prepare(req: RunRequest, models: ModelSource | None = None,
-            limits: Limits | None = None) -> Prepared:
-    """Resolve weights and inputs, and check every limit and size the schema could not."""
+            limits: Limits | None = None, encoding: Encoding | None = None) -> Prepared:
+    """Resolve weights and inputs, and check every limit, size and budget the schema could
+    not. `encoding`: what the response will be encoded as (None: NumPy, in process)."""
     limits = limits or Limits()
     dtype = np.dtype(req.dtype)
     explicit = req.model_fields_set
@@ -141,6 +146,16 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
         X = _values(req.input.values, dtype)
     T, D = X.shape
     _check_sizes(limits, T=T, D=D, H=H, L=L)
+    if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
+        raise invalid(("connectivity",), f"connectivity is computed for at most "
+                      f"{MAX_CONNECTIVITY_STEPS} steps; this sequence has {T}", True)
+    if req.connectivity and T * T * H * H * L > MAX_CONNECTIVITY_COST:
+        raise invalid(("connectivity",), f"connectivity costs steps² × hidden_size² × "
+                      f"num_layers = {T}²×{H}²×{L} = {T * T * H * H * L:,}, over the limit of "
+                      f"{MAX_CONNECTIVITY_COST:,} (e.g. 512 steps × 128 units × 1 layer)", True)
+    K = np.shape(readout[WEIGHT])[0] if readout is not None and WEIGHT in readout else 0
+    _check_budget(Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity,
+                        _request_values(req)), limits, encoding)
 
     if tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias
@@ -165,20 +180,14 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     h0, c0 = _initial_state(req, cell, L, H, dtype)
     objective = _objective(req, T, H, dtype, readout, labels, vocab, task)
     clamps = _clamps(req, cell, T, H, L)
-    if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
-        raise invalid(("connectivity",), f"connectivity is computed for at most "
-                      f"{MAX_CONNECTIVITY_STEPS} steps; this sequence has {T}", True)
-    if req.connectivity and T * T * H * L > MAX_CONNECTIVITY_WORK:
-        raise invalid(("connectivity",), f"connectivity costs steps² × hidden_size × "
-                      f"num_layers = {T}²×{H}×{L} = {T * T * H * L:,}, over the limit of "
-                      f"{MAX_CONNECTIVITY_WORK:,} (e.g. 512 steps × 128 units × 1 layer)", True)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
                     clamps, readout, labels, task)
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
                      limits: Limits | None = None) -> Prepared:
-    """`prepare`, and the step and layer to expand inside the sequence and the model."""
+    """`prepare`, and the step and layer to expand inside the sequence and the model. (Its
+    memory is budgeted as a run's, which it does not exceed; its response is H×H × 5.)"""
     p = prepare(req, models, limits)
     T, _, _, L = p.sizes
     if req.step >= T:
@@ -272,6 +281,54 @@ def _check_sizes(limits: Limits, T: int, D: int, H: int, L: int) -> None:
         raise invalid(("input",), f"steps × hidden_size × num_layers = {T}×{H}×{L} = "
                       f"{T * H * L:,} is over the limit of {limits.max_work:,}; use a "
                       "shorter sequence, fewer units or fewer layers", T * H * L)
+
+
+# ── the budget ───────────────────────────────────────────────────────────────────
+
+def _request_values(req: RunRequest) -> int:
+    """The numbers the parsed request holds as Python floats."""
+    count = 0
+    if req.input.values is not None:
+        count += sum(len(row) for row in req.input.values)
+    for tensor in (req.weights.tensors or {}).values():
+        count += sum(len(row) if isinstance(row, list) else 1 for row in tensor)
+    if isinstance(req.loss, MSE):
+        count += sum(len(row) for row in req.loss.targets)
+    state = req.initial_state
+    for rows in ((state.h, state.c) if state is not None else ()):
+        count += sum(len(row) for row in rows or ())
+    return count
+
+
+def _check_budget(sizes: Sizes, limits: Limits, encoding: Encoding | None) -> None:
+    """The run's peak memory and its response's bytes, estimated from the sizes, within the
+    server's budgets; else an error saying what it would cost and how to fit."""
+    s = sizes
+    what = (f"{s.T} steps × {s.H} units × {s.L} layer(s) of {s.cell.name}, {s.D} inputs"
+            + (f", a readout of {s.K}" if s.K else "") + (", connectivity" if s.connectivity
+                                                         else ""))
+    # the sizes that dominate the cost: the step-long arrays, or the H×H matrices
+    loc = ("hidden_size",) if s.H * s.H > 8 * s.T * s.H else ("input",)
+    fit = "use fewer layers, a shorter sequence or fewer units"
+    # what the binary encoding would cost instead (the page's), when another was asked for
+    binary = (f"; ?encoding=binary sends the same numbers in about "
+              f"{_mib(response_bytes(s, 'binary'))}" if encoding not in (None, "binary") and
+              peak_bytes(s, "binary") <= limits.max_memory_bytes and
+              response_bytes(s, "binary") <= limits.max_response_bytes else "")
+    if encoding is not None and response_bytes(s, encoding) > limits.max_response_bytes:
+        raise invalid(loc, f"the {encoding} response would be about "
+                      f"{_mib(response_bytes(s, encoding))} ({what}), over this server's "
+                      f"budget of {_mib(limits.max_response_bytes)} "
+                      f"(GATESCOPE_MAX_RESPONSE_BYTES){binary}; or {fit}", None, "over_budget")
+    peak = peak_bytes(s, encoding)
+    if peak > limits.max_memory_bytes:
+        raise invalid(loc, f"this run would take about {_mib(peak)} of memory ({what}), over "
+                      f"this server's budget of {_mib(limits.max_memory_bytes)} "
+                      f"(GATESCOPE_MAX_MEMORY_BYTES){binary}; or {fit}", None, "over_budget")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 1024:,.0f} KiB"
 
 
 # ── seeded weights ───────────────────────────────────────────────────────────────────

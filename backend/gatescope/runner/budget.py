@@ -1,0 +1,117 @@
+"""What a run will cost, from its sizes alone, checked before any work: the response's bytes
+in the encoding asked for, and the peak memory of computing and encoding it.
+
+Shapes: T steps, D inputs, H units, L layers, G gate blocks (4 LSTM, 3 GRU, 1 RNN), K readout
+outputs. Per layer the response holds 2 + 2c + g + 2G arrays of T×H (h; c; the g gates'
+values; the G pre-activations; ∂L/∂h, ∂L/∂c, ∂L/∂ each pre-activation; c = 1 for an LSTM),
+per-step norms, the Jacobian norms (9 per step for an LSTM: five terms and four flows; one
+otherwise), and T×T connectivity when asked; then ∂L/∂x (T×D), every parameter gradient
+(Σ_k G·H·(D_k + H + 2), plus K·(H + 1) for a readout), the readout's outputs (2·T·K) and the
+initial states' gradients (L·H·(1 + c)). `response_values` counts them exactly.
+
+Bytes per value: binary 4 or 8 (float32, float64), typed arrays base64 of those (4/3 ×),
+JSON at most 16 or 25 characters (the longest shortest-repr of a float32 or float64 and its
+separator; the run-of-the-mill value takes 11.6 or 21.3). The peak memory adds the engine's
+buffers for every layer (traces, local derivatives, gradients), the Jacobian's transient
+products for one layer at a time, the weights and their gradients, the request's numbers as
+Python floats, and the response being built (twice over where an encoder copies).
+`tests/engine/test_budget.py` measures both against real runs: every estimate is an upper
+bound within a small factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..contract.encoding import Encoding
+from ..core.cells import Cell
+from ..core.engine import CONNECTIVITY_BYTES
+
+# the most bytes one value takes in each encoding, by the dtype's itemsize
+_PER_VALUE: dict[str, dict[int, float]] = {
+    "binary": {4: 4, 8: 8},
+    "typed": {4: 16 / 3, 8: 32 / 3},
+    "json": {4: 16, 8: 25},
+}
+_PER_ARRAY = 128  # an array's header: its dotted name, dtype, shape, offsets; alignment
+_PER_TOKEN = 12  # a token in JSON: a UTF-8 code point (up to 4 bytes), quotes, comma
+_FIXED = 4096  # the response's fixed fields and warnings
+_PY_FLOAT = 32  # a number of the parsed request: a Python float and its list slot
+_BASE = 8 * 2**20  # what any run allocates besides its arrays (dicts, caches, first imports)
+# copies of the body an encoder holds at once: binary the buffer and its bytes; typed the
+# arrays' little-endian copies, their base64 and the JSON around it; JSON its text and gzip
+_COPIES = {"binary": 2, "typed": 3, "json": 2}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a run's cost depends on. K: readout outputs (0 without a readout); request_values:
+    the numbers the parsed request holds (inline tensors, values, targets, initial states)."""
+
+    cell: Cell
+    T: int
+    D: int
+    H: int
+    L: int
+    K: int = 0
+    itemsize: int = 8
+    connectivity: bool = False
+    request_values: int = 0
+
+    @property
+    def arrays_per_layer(self) -> int:
+        """(T, H) arrays in each layer's response: 2 + 2c + g + 2G."""
+        c = int(self.cell.has_cell_state)
+        return 2 + 2 * c + len(self.cell.gates) + 2 * self.cell.blocks
+
+    @property
+    def params(self) -> int:
+        """Numbers in the state_dict (and as many in its gradient), a readout's included."""
+        G, H = self.cell.blocks, self.H
+        rnn = sum(G * H * ((self.D if k == 0 else H) + H + 2) for k in range(self.L))
+        return rnn + self.K * (H + 1)
+
+
+def response_values(s: Sizes) -> int:
+    """Every number the /run response holds, exactly (the module docstring)."""
+    T, H, L = s.T, s.H, s.L
+    c = int(s.cell.has_cell_state)
+    per_layer = s.arrays_per_layer * T * H
+    per_layer += T * (1 + c)  # h_norm, c_norm
+    per_layer += T * (9 if s.cell.jacobian_terms else 1)  # Jacobian norms (and flows)
+    per_layer += T * T if s.connectivity else 0
+    return L * per_layer + T * s.D + s.params + 2 * T * s.K + L * H * (1 + c)
+
+
+def response_arrays(s: Sizes) -> int:
+    """How many arrays the response holds (each costs a header in binary and typed)."""
+    per_layer = s.arrays_per_layer + 2 + (9 if s.cell.jacobian_terms else 1) + s.connectivity
+    return s.L * (per_layer + 4) + 5
+
+
+def response_bytes(s: Sizes, encoding: Encoding) -> int:
+    """An upper bound of the response body's bytes (before any gzip)."""
+    values = response_values(s) * _PER_VALUE[encoding][s.itemsize]
+    return int(values + response_arrays(s) * _PER_ARRAY + s.T * _PER_TOKEN + 4 * s.D + _FIXED)
+
+
+def peak_bytes(s: Sizes, encoding: Encoding | None) -> int:
+    """An upper bound of the memory a run takes at its peak, and its encoding into
+    `encoding` (None: the in-process result only, NumPy arrays)."""
+    T, H, L, G, b = s.T, s.H, s.L, s.cell.blocks, s.itemsize
+    TH, GTH = T * H, s.cell.blocks * T * H
+    # kept for every layer until the result is encoded: the trace (pre, act; h, c, tanh_c),
+    # local derivatives (up to 5 T×H), gradients (dA, dH, dC), the input projection's copy
+    per_layer = 4 * GTH + 10 * TH + T * max(s.D, H)
+    # transient, one layer at a time: the Jacobian's pairwise products (P = 6 pairs of
+    # factors at most: H×H each, stacked, and T×P·H), the local derivatives' temporaries
+    pairs = 6 if G > 1 else 1
+    transient = 2 * pairs * H * H + pairs * TH + 4 * TH + GTH
+    engine = (L * per_layer + transient + 3 * s.params) * b
+    if s.connectivity:  # a chunk of backward passes at once (engine.connectivity), the map
+        per_output = T * (G * H + 2 * H + max(s.D, H)) * b
+        engine += min(T * per_output, 2 * CONNECTIVITY_BYTES) + 2 * T * T * b + 6 * TH * b
+    fixed = _BASE + s.request_values * _PY_FLOAT
+    if encoding is None:
+        return engine + fixed
+    return engine + fixed + _COPIES[encoding] * response_bytes(s, encoding)

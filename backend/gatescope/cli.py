@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import math
     import os
 
     import uvicorn
@@ -108,8 +109,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     print(f"gatescope {__version__}: http://{settings.host}:{settings.port}  "
           f"(data in {settings.data_dir})", file=sys.stderr)
+    # slow clients timed out and connections capped below the descriptor limit
+    # (api/connections.py); on SIGTERM, requests in flight get shutdown_timeout to finish,
+    # then the pool stops its workers at once: well within a container's 10 s grace
     uvicorn.run("gatescope.api:create_app", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level="info")
+                port=settings.port, workers=settings.workers, log_level="info",
+                http="gatescope.api.connections:GuardedHttpToolsProtocol",
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout))
     return 0
 
 

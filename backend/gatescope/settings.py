@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     compute_processes: int = Field(
         2, ge=1, le=64, description="processes that run the engine, off the event loop")
+    max_queue: int = Field(
+        8, ge=0, le=1024, description="requests waiting for a compute process; beyond them "
+        "503 with Retry-After")
+    # slow clients (api/connections.py), in seconds; and the connections at once
+    header_timeout: float = Field(10.0, gt=0, le=3600)
+    body_timeout: float = Field(30.0, gt=0, le=3600)
+    write_timeout: float = Field(30.0, gt=0, le=3600)
+    max_connections: int = Field(
+        1000, ge=1, description="at most the descriptor limit less 64, whatever is set")
+    shutdown_timeout: float = Field(
+        5.0, ge=0, le=300, description="on SIGTERM: how long requests in flight may finish "
+        "before they are cancelled")
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("gatescope")))
     presets_dir: Path | None = Field(
         None, description="bundled read-only models (<name>.safetensors); default: the "

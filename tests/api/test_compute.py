@@ -1,13 +1,17 @@
-"""The server's compute side (gatescope.api.compute, reply_blocks): large binary replies
-travel in shared-memory blocks that the server owns, lends to workers and reuses, that no
-dying worker leaves behind; and a result with overflow keeps its null-holding arrays."""
+"""The server's compute side (api/compute.py, pool.py, reply_blocks.py): large replies travel
+in shared-memory blocks that the server owns, lends to workers and reuses, that no dying
+worker leaves behind; a result with overflow keeps its null-holding arrays; the pool admits
+a bounded number of requests, drops a cancelled one, and one worker's death fails only its
+own request."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import math
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import numpy as np
 import pytest
 
 from gatescope.api import compute, reply_blocks
+from gatescope.api import pool as pool_module
 from gatescope.api.reply_blocks import ReplyBlocks, write
 from gatescope.contract.encoding import BinaryLayout
 from tests.helpers.api import read_binary
@@ -131,7 +136,7 @@ def test_a_block_removed_behind_the_servers_back_is_not_lent_and_a_lost_reply_is
 
 def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(tmp_path):
     from tests.helpers.requests import exploding_relu_request
-    compute._init_worker(tmp_path, compute._limits)
+    compute.init_worker(tmp_path, compute._limits)
     try:
         reply = compute.compute("run", json.dumps(exploding_relu_request()).encode(),
                                 "binary", False)
@@ -146,15 +151,33 @@ def test_binary_encoding_keeps_overflowed_arrays_as_lists_with_null(tmp_path):
     assert any("layer 0, field h overflowed" in w for w in body["warnings"])
 
 
-# ── a real pool with one worker process ─────────────────────────────────────────────
+# ── a real pool ──────────────────────────────────────────────────────────────────────
 BIG = json.dumps({"cell": "lstm", "hidden_size": 128, "dtype": "float64",
                   "input": {"values": [[0.1, -0.2]] * 200}}).encode()  # ~2.6 MiB binary
 SLOW = json.dumps({"cell": "lstm", "hidden_size": 256, "dtype": "float32",
                    "input": {"values": [0.1] * 4096}}).encode()  # ~0.5 s of work
+# ~1.2 s of work in 4 layers (the run's checkpoints are between them and its phases)
+LONG = json.dumps({"cell": "lstm", "hidden_size": 256, "num_layers": 4, "dtype": "float32",
+                   "input": {"values": [0.1] * 2048}}).encode()
 
 
 def _blas_timeout() -> str | None:
     return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+
+
+def kill(slot: pool_module.Slot) -> None:
+    for pid in slot.pids():
+        os.kill(pid, signal.SIGKILL)
+
+
+async def body_of(reply_and_body: tuple) -> tuple:
+    """(reply, the body's bytes), the blocks given back as the route does once it is sent."""
+    reply, body = reply_and_body
+    if isinstance(body, pool_module.Body):
+        data = body.read()
+        body.close()
+        return reply, data
+    return reply, body
 
 
 @needs_shm
@@ -162,18 +185,25 @@ def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_pa
                                                                             monkeypatch):
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)  # the pool sets it
     monkeypatch.setattr(reply_blocks, "SWEEP_AFTER", 0.5)
-    pool = compute.ComputePool(1, tmp_path, compute._limits)
+    pool = pool_module.ComputePool(1, tmp_path, compute._limits)
     prefix = pool.blocks.prefix
+    slot = pool.slots[0]
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         # idle OpenBLAS threads must not spin on the cores another worker runs on
-        assert await loop.run_in_executor(pool.pool, _blas_timeout) == "4"
-        first, body1 = await pool.run("run", BIG, "binary", False)
-        second, body2 = await pool.run("run", BIG, "binary", False)
+        assert await loop.run_in_executor(slot.executor, _blas_timeout) == "4"
+        first, body1 = await body_of(await pool.run("run", BIG, "binary", False))
+        second, body2 = await body_of(await pool.run("run", BIG, "binary", False))
         assert first.shared is not None and second.shared == first.shared  # lent again
         assert body1 == body2 and read_binary(body2)["steps"] == 200
         assert files(prefix) == {first.shared}
+        # a body not yet sent keeps its block: the next request gets another
+        third, streamed = await pool.run("run", BIG, "binary", False)
+        fourth, body4 = await body_of(await pool.run("run", BIG, "binary", False))
+        assert fourth.shared != third.shared and body4 == body1
+        assert streamed.read() == body1
+        streamed.close()
         # a request cancelled while its worker runs: the block comes back when it is done
         task = asyncio.create_task(pool.run("run", SLOW, "binary", False))
         await asyncio.sleep(0.1)
@@ -184,41 +214,39 @@ def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_pa
         deadline = time.monotonic() + 30
         while not pool.blocks.free and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert [b.name for b in pool.blocks.free] == [first.shared]
-        # a worker killed mid-way: 503, the pool is rebuilt, the block lent to it is not
-        # lent again, and a block it made and never reported is swept once it cannot be a
-        # reply on its way any more
+        assert len(pool.blocks.free) == 1  # one kept: the pool keeps as many as processes
+        # a worker killed mid-way: 503, its slot gets a new process, the block lent to it is
+        # not lent again, and a block it made and never reported is swept once it cannot be
+        # a reply on its way any more
         orphan = Path(reply_blocks.SHM_DIR, prefix + "orphan")
         orphan.write_bytes(b"x")
         task = asyncio.create_task(pool.run("run", SLOW, "binary", False))
         await asyncio.sleep(0.1)
-        for process in pool.pool._processes.values():
-            process.kill()
+        kill(slot)
         reply, _ = await task
         assert reply.status == 503 and pool.blocks.free == [] and orphan.exists()
         await asyncio.sleep(1.0)  # SWEEP_AFTER, patched to 0.5 s
         assert not orphan.exists()
-        again, body3 = await pool.run("run", BIG, "binary", False)
+        again, body3 = await body_of(await pool.run("run", BIG, "binary", False))
         assert again.status == 200 and body3 == body1
         # a worker that dies while idle: the next request goes to a new one, unharmed
-        broken = pool.pool
-        for process in broken._processes.values():
-            process.kill()
+        broken = slot.executor
+        kill(slot)
         deadline = time.monotonic() + 30
         while not broken._broken and time.monotonic() < deadline:  # once the pool knows
             await asyncio.sleep(0.05)
-        after, body4 = await pool.run("run", BIG, "binary", False)
-        assert after.status == 200 and body4 == body1
+        after, body5 = await body_of(await pool.run("run", BIG, "binary", False))
+        assert after.status == 200 and body5 == body1
         # a request whose worker raises hands its lent block back
-        assert len(pool.blocks.free) == 1
+        free = len(pool.blocks.free)
 
         async def raising(*args, **kwargs):
             raise RuntimeError("a bug in a worker")
 
-        monkeypatch.setattr(pool, "submit", raising)
+        monkeypatch.setattr(pool, "call", raising)
         with pytest.raises(RuntimeError):
             await pool.run("run", BIG, "binary", False)
-        assert len(pool.blocks.free) == 1
+        assert len(pool.blocks.free) == free
         assert files(prefix) == {b.name for b in pool.blocks.free}  # nothing else is left
 
     try:
@@ -226,3 +254,88 @@ def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_pa
     finally:
         pool.shutdown()
     assert files(prefix) == set()
+
+
+@pytest.mark.slow
+def test_admission_is_bounded_and_says_when_to_come_back(tmp_path):
+    """One process and a queue of one: the third request is refused at once (503)."""
+    pool = pool_module.ComputePool(1, tmp_path, compute._limits, max_queue=1)
+
+    async def scenario() -> None:
+        await pool.warm_up()
+        tickets = [pool.admit(), pool.admit()]
+        with pytest.raises(pool_module.BusyError) as busy:
+            pool.admit()
+        assert 1 <= busy.value.retry_after <= 60
+        tickets[0].release()
+        tickets[0].release()  # twice is once
+        third = pool.admit()
+        assert pool.admitted == 2
+        third.release()
+        tickets[1].release()
+        assert pool.admitted == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_stops_at_its_next_checkpoint_and_a_queued_one_never_starts(tmp_path):
+    pool = pool_module.ComputePool(1, tmp_path, compute._limits)
+
+    async def scenario() -> None:
+        await pool.warm_up()
+        full = math.inf
+        for _ in range(2):
+            t0 = time.monotonic()
+            await body_of(await pool.run("run", LONG, "binary", False))
+            full = min(full, time.monotonic() - t0)
+        running = asyncio.create_task(pool.run("run", LONG, "binary", False))
+        queued = asyncio.create_task(pool.run("run", LONG, "binary", False))
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        queued.cancel()
+        running.cancel()
+        await asyncio.gather(running, queued, return_exceptions=True)
+        tiny, _ = await body_of(await pool.run("run", b'{"input": {"text": "ab"}}', "json",
+                                               False))
+        waited = time.monotonic() - t0
+        assert tiny.status == 200
+        # the slot was free long before the long run would have ended (a phase of one layer
+        # later), and the queued one never ran
+        assert waited < 0.4 * full, (waited, full)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.slow
+def test_one_workers_death_fails_only_its_own_request(tmp_path):
+    pool = pool_module.ComputePool(2, tmp_path, compute._limits)
+
+    async def scenario() -> None:
+        await pool.warm_up()
+        a = asyncio.create_task(pool.run("run", LONG, "binary", False))
+        b = asyncio.create_task(pool.run("run", LONG, "binary", False))
+        await asyncio.sleep(0.5)
+        busy = [s for s in pool.slots if s.pids()]
+        assert len(busy) == 2
+        kill(pool.slots[0])
+        results = [await body_of(await t) for t in (a, b)]
+        statuses = sorted(r.status for r, _ in results)
+        assert statuses == [200, 503], statuses
+        # the dead one's slot has a new process at once; both slots take requests again
+        again = await asyncio.gather(*(pool.run("run", BIG, "binary", False)
+                                       for _ in range(2)))
+        assert [r.status for r, _ in again] == [200, 200]
+        for _, body in again:
+            body.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()

@@ -84,7 +84,7 @@ def test_server_timing_says_where_the_time_went(client):
         parts = dict(part.strip().split(";dur=") for part in
                      r.headers["server-timing"].split(","))
         ms = {name: float(value) for name, value in parts.items()}
-        assert list(ms) == ["parse", "run", "encode", "copy", "total"]
+        assert list(ms) == ["parse", "run", "encode", "total"]  # the body streams: no copy
         assert all(v >= 0 for v in ms.values()) and ms["run"] > 0
         assert ms["total"] + 0.2 >= ms["parse"] + ms["run"] + ms["encode"]  # 0.1 ms rounding
     r = client.post("/api/v1/run", json={"input": {"text": "abc"}, "hidden_size": 2048})

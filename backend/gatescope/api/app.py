@@ -24,7 +24,7 @@ from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.store import ModelStore
 from ..settings import Settings
 from .body_limit import BodyLimit
-from .compute import ComputePool
+from .pool import BusyError, ComputePool
 from .routers import health, models, run
 
 API = "/api/v1"
@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.compute = ComputePool(settings.compute_processes, settings.data_dir,
-                                        settings.limits, settings.presets_dir)
+                                        settings.limits, settings.presets_dir,
+                                        settings.max_queue)
         await app.state.compute.warm_up()
         yield
         app.state.compute.shutdown()
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, run, models):
         api.include_router(module.router)
     app.include_router(api)
+
+    @app.exception_handler(BusyError)
+    async def busy(request: Request, exc: BusyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"retry-after": str(exc.retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

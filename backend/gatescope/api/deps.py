@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from ..models.store import ModelStore
 from ..settings import Settings
-from .compute import ComputePool
+from .pool import ComputePool
 
 
 def get_settings(request: Request) -> Settings:

@@ -32,9 +32,28 @@ import sys
 import time
 import weakref
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from ..contract.encoding import BinaryLayout
+
+class Writable(Protocol):
+    """A body that knows its size and writes itself into a buffer (BinaryLayout, Raw)."""
+
+    size: int
+
+    def write_into(self, buffer: memoryview | bytearray) -> None: ...
+
+
+class Raw:
+    """Encoded bytes (JSON, typed arrays) as a Writable."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size = data, len(data)
+
+    def write_into(self, buffer: memoryview | bytearray) -> None:
+        buffer[:self.size] = self.data
+
+    def tobytes(self) -> bytes:
+        return self.data
 
 SHM_DIR = Path("/dev/shm")
 MIN_BYTES = 1024 * 1024  # smaller bodies go through the pipe
@@ -86,8 +105,8 @@ class Block:
 
 
 # ── in a worker ──────────────────────────────────────────────────────────────────────
-def write(layout: BinaryLayout, lent: Lent | None, prefix: str) -> str | None:
-    """Write a binary body into the lent block if it fits, else into a new block with the
+def write(layout: Writable, lent: Lent | None, prefix: str) -> str | None:
+    """Write a body into the lent block if it fits, else into a new block with the
     server's `prefix`; the block's name, or None if the body should go through the pipe
     (too small, or no room in /dev/shm)."""
     if layout.size < MIN_BYTES or not available():
@@ -162,10 +181,14 @@ class ReplyBlocks:
         self.free.remove(block)
         return Lent(block.name, block.size)
 
-    def read(self, name: str, size: int) -> bytes:
-        """A copy of the first `size` bytes of a block, adopting a block a worker made.
+    def adopt(self, name: str) -> Block:
+        """A block a reply is in, mapped here (a block a worker made becomes the server's).
         Raises OSError or ValueError if the block cannot be read."""
-        return self._own(name).map[:size]
+        return self._own(name)
+
+    def read(self, name: str, size: int) -> bytes:
+        """A copy of the first `size` bytes of a block (adopt(), and read it whole)."""
+        return self.adopt(name).map[:size]
 
     def give_back(self, *names: str | None) -> None:
         """Blocks a request has finished with: kept for the next if among the `keep`

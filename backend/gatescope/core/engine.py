@@ -11,6 +11,7 @@ positive multiple of k — values carry on, gradients stop, in every layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -21,6 +22,14 @@ from .cells import Cell, Trace, head
 from .cells.clamps import StepClamps
 from .memory import keep_freed_memory
 from .params import StateDict, param_names
+
+# called between layers (and chunks of connectivity): a caller's way to stop a run early,
+# by raising; the math never needs one
+Checkpoint = Callable[[], None]
+
+
+def no_checkpoint() -> None:
+    pass
 
 _blas = ThreadpoolController()
 keep_freed_memory()  # every run allocates ~100 MB: reuse pages rather than fault in new ones
@@ -65,18 +74,19 @@ class Gradients:
 
 def forward(
     cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
-    clamps: list[StepClamps | None] | None = None,
+    clamps: list[StepClamps | None] | None = None, checkpoint: Checkpoint = no_checkpoint,
 ) -> list[Trace]:
     """Run every layer over the whole sequence.
 
     X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
     clamps: per layer, None or one tuple of interventions per step (cells/clamps.py).
-    Returns one cell Trace per layer, bottom first.
+    checkpoint: called before each layer. Returns one cell Trace per layer, bottom first.
     """
     T, N, _ = X.shape
     traces = []
     layer_input = X
     for k in range(h0.shape[0]):
+        checkpoint()
         W_ih, W_hh, b_ih, b_hh = (params[name] for name in param_names(k))
         # every step's input projection at once, as one 2-D product (a 3-D operand would make
         # NumPy run T small products): (T·N, D_k) @ (D_k, G·H) → (T, N, G·H)
@@ -112,12 +122,14 @@ def backward(
     dH_top: np.ndarray,
     truncate: int | None = None,
     param_grads: bool = True,
+    checkpoint: Checkpoint = no_checkpoint,
 ) -> Gradients:
     """Backpropagation through time, from ∂L/∂h_t of the top layer (T, N, H).
 
     truncate: window k, or None for full BPTT. The traces may hold one sequence while dH_top
     holds N: they broadcast, which runs N backward passes through one forward pass at once
     (connectivity). param_grads=False skips the parameter gradients (then params is {}).
+    checkpoint: called before each layer.
     """
     T, N, H = dH_top.shape
     L = len(traces)
@@ -128,6 +140,7 @@ def backward(
     dc0 = np.zeros((L, N, H), dt) if cell.has_cell_state else None
     d_external = dH_top  # ∂L/∂h_t from outside the recurrence: the loss or the layer above
     for k in reversed(range(L)):
+        checkpoint()
         trace = traces[k]
         W_ih, W_hh, _, _ = (params[name] for name in param_names(k))
         dA = np.empty((T, N, cell.blocks * H), dt)
@@ -158,12 +171,13 @@ CONNECTIVITY_BYTES = 128 * 2**20  # the backward buffers of one chunk of outputs
 
 
 def connectivity(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trace],
-                 k: int) -> np.ndarray:
+                 k: int, checkpoint: Checkpoint = no_checkpoint) -> np.ndarray:
     """Distill's connectivity of layer k: (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂
     for s ≤ t, else 0 — with full BPTT, whatever the run's truncation.
 
     One backward pass per output step t, run as a batch: the traces (one sequence) broadcast
     against N = a chunk of outputs, and a chunk ending at t1 only goes back from t1.
+    checkpoint: called before each chunk's layers.
     """
     T = X.shape[0]
     H = traces[k].h.shape[-1]
@@ -176,6 +190,7 @@ def connectivity(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trac
         dH = np.zeros((t1, n, H), X.dtype)
         dH[np.arange(t0, t1), np.arange(n), :] = 1.0  # output m of the chunk: Σ_j h_{t0+m}[j]
         heads = [head(trace, t1) for trace in traces[:k + 1]]
-        grads = backward(cell, params, X[:t1], heads, dH, None, param_grads=False)
+        grads = backward(cell, params, X[:t1], heads, dH, None, param_grads=False,
+                         checkpoint=checkpoint)
         out[t0:t1, :t1] = np.linalg.norm(grads.input, axis=-1).T  # (n, t1)
     return np.tril(out)

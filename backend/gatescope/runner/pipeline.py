@@ -27,26 +27,33 @@ from .prepare import parse, prepare, prepare_jacobian
 
 
 def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
-        limits: Limits | None = None, encoding: Encoding | None = None) -> RunResult:
+        limits: Limits | None = None, encoding: Encoding | None = None,
+        checkpoint: engine.Checkpoint = engine.no_checkpoint) -> RunResult:
     """Forward pass and backpropagation through time for one `/run` request.
 
     `request` is a dict in the contract's shape (docs/API.md) or a RunRequest.
     Raises pydantic.ValidationError naming the field for any bad input (a run over the
     budget of `limits` included: `encoding` says what its response will be encoded as, None
-    for NumPy arrays in process), ModelNotFoundError for an unknown model_id.
+    for NumPy arrays in process), ModelNotFoundError for an unknown model_id. `checkpoint`
+    is called between layers and phases: it may raise to stop the run (the server's way to
+    drop the work of a client who has gone).
     """
     p = prepare(parse(request, RunRequest), models, limits, encoding)
     T, D, H, L = p.sizes
     req = p.request
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps)
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint)
         scored = objective.evaluate(p.objective, traces[-1].h[1:], p.readout)
         W_hh = [p.params[param_names(k)[1]] for k in range(L)]
-        grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate)
+        grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
+                                checkpoint=checkpoint)
+        checkpoint()
         # Serial on purpose: on a second thread the norms' big products fought the step loop
         # for memory bandwidth and the GIL, and the whole run took ~13 % longer.
-        layers = [_layer_result(p.cell, trace, g, jacobians.norms(p.cell, trace, w))
-                  for trace, g, w in zip(traces, grads.layers, W_hh, strict=True)]
+        layers = []
+        for trace, g, w in zip(traces, grads.layers, W_hh, strict=True):
+            checkpoint()
+            layers.append(_layer_result(p.cell, trace, g, jacobians.norms(p.cell, trace, w)))
         if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
             for k, layer in enumerate(layers):
                 dC = grads.layers[k].c
@@ -55,7 +62,8 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
                 layer.jacobian["flow"] = {name: a[:, 0] for name, a in flow.items()}
         if req.connectivity:
             for k, layer in enumerate(layers):
-                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, k)
+                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, k,
+                                                         checkpoint)
         # PyTorch's parameter order: the RNN's, then the readout's
         param_grads = {**grads.params, **(scored.readout_grads or {})}
         grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
@@ -105,7 +113,8 @@ def _layer_result(cell: Cell, trace: Trace, g: engine.LayerGrads,
 
 def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = None,
              layer: int | None = None, *, models: ModelSource | None = None,
-             limits: Limits | None = None) -> JacobianResult:
+             limits: Limits | None = None,
+             checkpoint: engine.Checkpoint = engine.no_checkpoint) -> JacobianResult:
     """The full H×H one-step Jacobian (and the LSTM's four terms) at one step and layer.
 
     `step` and `layer` override the request's own fields when given.
@@ -118,7 +127,7 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
     req = JacobianRequest.model_validate(raw)  # anything else fails here, as a ValidationError
     p = prepare_jacobian(req, models, limits)
     with np.errstate(all="ignore"):
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps)
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint)
         W_hh = p.params[param_names(req.layer)[1]]
         mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
     result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])

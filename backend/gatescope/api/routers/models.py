@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 
 from ...contract.errors import ModelNotFoundError
 from ...contract.responses import ErrorResponse, ModelInfo, ModelList
 from ...contract.schemas import CellName
 from ..compute import ingest
 from ..deps import ComputeDep, SettingsDep, StoreDep
+from ..pool import ClientGoneError, while_connected
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -37,6 +38,7 @@ NameField = Annotated[str | None, Form(min_length=1, max_length=200)]
              responses={200: {"model": ModelInfo, "description": "already stored"},
                         **UPLOAD_ERRORS})
 async def upload_model(
+    request: Request,
     pool: ComputeDep,
     settings: SettingsDep,
     file: ModelUpload,
@@ -51,7 +53,14 @@ async def upload_model(
     if len(data) > settings.max_upload_bytes:
         raise HTTPException(413, f"the file is larger than the limit of "
                             f"{settings.max_upload_bytes // 2**20} MiB")
-    reply = await pool.submit(ingest, data, file.filename or "model", cell, vocab, name)
+    ticket = pool.admit()  # or BusyError: 503 with Retry-After (app.py)
+    try:
+        reply = await while_connected(
+            request, pool.call(ingest, data, file.filename or "model", cell, vocab, name))
+    except ClientGoneError:
+        return Response(status_code=499)
+    finally:
+        ticket.release()
     return Response(reply.body, reply.status, media_type="application/json")
 
 

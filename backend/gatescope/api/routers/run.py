@@ -4,13 +4,16 @@ validates, runs and encodes; the event loop only moves bytes."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ...contract.encoding import Encoding
 from ...contract.responses import ErrorResponse, JacobianResponse, RunResponse
 from ..deps import ComputeDep
+from ..pool import Body, ClientGoneError, Ticket, while_connected
 
 router = APIRouter(tags=["run"])
 
@@ -29,7 +32,7 @@ ENCODING = Query(
 
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 TIMING = {"Server-Timing": {"schema": {"type": "string"}, "description":
-                            "milliseconds spent: parse, run, encode (in the worker), copy, "
+                            "milliseconds spent: parse, run, encode (in the worker), "
                             "total, e.g. `parse;dur=7.9, run;dur=112.0, …`"}}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -53,21 +56,46 @@ def _gzip_ok(request: Request) -> bool:
 
 async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,
                    encoding: Encoding) -> Response:
-    body = await request.body()
-    t0 = time.perf_counter()
-    reply, content = await pool.run(kind, body, encoding, _gzip_ok(request))
+    ticket = pool.admit()  # or BusyError: 503 with Retry-After (app.py)
+    try:
+        body = await request.body()
+        t0 = time.perf_counter()
+        reply, content = await while_connected(
+            request, pool.run(kind, body, encoding, _gzip_ok(request)))
+    except ClientGoneError:  # its work is dropped; nobody is there to read an answer
+        ticket.release()
+        return Response(status_code=499)
+    except BaseException:
+        ticket.release()
+        raise
     timing = {**reply.timing, "total": time.perf_counter() - t0}
     headers = {**reply.headers, "server-timing": server_timing(timing)} if reply.timing \
         else reply.headers
     binary = encoding == "binary" and reply.status == 200
-    return Response(content, reply.status, headers,
-                    media_type="application/octet-stream" if binary else "application/json")
+    media = "application/octet-stream" if binary else "application/json"
+    if isinstance(content, Body):  # streamed from its shared-memory block, never held whole
+        return StreamingResponse(_streamed(content, ticket), reply.status,
+                                 {**headers, "content-length": str(content.size)},
+                                 media_type=media)
+    ticket.release()
+    return Response(content, reply.status, headers, media_type=media)
+
+
+async def _streamed(body: Body, ticket: Ticket) -> AsyncIterator[bytes]:
+    """The body a chunk at a time; its blocks and the request's place in the pool go back
+    once it has gone out, or the client has."""
+    try:
+        for chunk in body:
+            yield chunk
+    finally:
+        body.close()
+        ticket.release()
 
 
 def server_timing(seconds: dict[str, float]) -> str:
     """The Server-Timing header (shown by browsers' developer tools), durations in ms:
-    parse, run and encode in the worker, copy out of shared memory, and the server's total
-    from the request body to the response."""
+    parse, run and encode in the worker, and the server's total from the request body to
+    the response's first byte."""
     return ", ".join(f"{name};dur={s * 1e3:.1f}" for name, s in seconds.items())
 
 

@@ -23,12 +23,22 @@ def free_port() -> int:
 @contextmanager
 def running_server(data_dir: Path | str, log: Path | None = None, timeout: float = 60,
                    command: list[str] | None = None, cwd: Path | None = None,
-                   **settings: str | int) -> Iterator[str]:
+                   **settings: str | int | float) -> Iterator[str]:
+    """running_server_process's URL alone."""
+    with running_server_process(data_dir, log, timeout, command, cwd, **settings) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_server_process(data_dir: Path | str, log: Path | None = None, timeout: float = 60,
+                           command: list[str] | None = None, cwd: Path | None = None,
+                           **settings: str | int | float
+                           ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the server with GATESCOPE_DATA_DIR = data_dir and GATESCOPE_<NAME> = value for
     each setting; yield its URL once /api/v1/health answers; stop it on exit. The server's
     output goes to `log` (and into the error if it does not start), else nowhere.
     `command` starts it (default: this interpreter's `python -m gatescope.cli`; `serve
-    --port P` is added), in `cwd` (default: this one)."""
+    --port P` is added), in `cwd` (default: this one). Yields (its URL, its process)."""
     port = free_port()
     env = {**os.environ, "GATESCOPE_DATA_DIR": str(data_dir),
            **{f"GATESCOPE_{k.upper()}": str(v) for k, v in settings.items()}}
@@ -47,7 +57,7 @@ def running_server(data_dir: Path | str, log: Path | None = None, timeout: float
                     said = log.read_text(errors="replace") if log else ""
                     raise RuntimeError(f"gatescope serve did not start\n{said}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -56,3 +66,15 @@ def running_server(data_dir: Path | str, log: Path | None = None, timeout: float
             proc.kill()
         if log:
             out.close()
+
+
+def workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """The compute processes of a server: its children that multiprocessing spawned (not
+    its resource tracker)."""
+    pids = []
+    for task in Path(f"/proc/{server.pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                pids.append(int(pid))
+    return pids

@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..contract.schemas import JacobianRequest, RunRequest
@@ -61,6 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, run, models):
         api.include_router(module.router)
     app.include_router(api)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, exc: ClientDisconnect) -> Response:
+        """The client went while its body was being read: nothing to answer, nothing to log
+        but the access line."""
+        return Response(status_code=499)
 
     @app.exception_handler(BusyError)
     async def busy(request: Request, exc: BusyError) -> JSONResponse:

@@ -5,6 +5,7 @@
     GATESCOPE_PRESETS_DIR=/path/to/presets         (default: the package's presets/)
     GATESCOPE_CORS_ORIGINS='["http://localhost:3000"]'   (JSON list; empty = CORS off)
     GATESCOPE_COMPUTE_PROCESSES=2   GATESCOPE_MAX_STEPS=4096 …
+    GATESCOPE_MODEL_CACHE_BYTES=268435456   (stored models each compute process keeps)
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     max_work: int = Field(MAX_WORK, ge=1, le=MAX_WORK)
     max_body_bytes: int = Field(32 * MiB, ge=1024)
     max_upload_bytes: int = Field(64 * MiB, ge=1024)
+    model_cache_bytes: int = Field(
+        256 * MiB, ge=0, description="each compute process keeps the stored models it ran "
+        "last, up to this many bytes of float64 tensors; a larger model is loaded for each "
+        "run and not kept (0: none kept)")
 
     @cached_property
     def limits(self) -> Limits:

@@ -29,7 +29,7 @@ from ..contract.limits import Limits
 from ..contract.results import JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.files import ModelFileError
-from ..models.store import ModelStore
+from ..models.store import DamagedModelError, ModelStore
 from ..runner import jacobian, run
 from . import reply_blocks
 
@@ -86,8 +86,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
             result = jacobian(jac, models=_store, limits=_limits)
     except ValidationError as exc:
         return _error(422, error_detail(exc))
-    except ModelNotFoundError as exc:
-        return _error(404, str(exc))
+    except ModelNotFoundError as exc:  # a damaged stored model is one too: 409
+        return _error(409 if isinstance(exc, DamagedModelError) else 404, str(exc))
     except MemoryError:
         return _error(503, "the server ran out of memory for this request; try fewer steps, "
                       "units or layers")

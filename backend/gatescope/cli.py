@@ -203,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     settings = Settings()
-    info, _ = ModelStore(settings.data_dir, settings.limits).add(
+    info, _ = ModelStore(settings.data_dir, settings.limits, **settings.store_options).add(
         data, f"{stem}.safetensors", name=args.name or f"{result.task.name} {config.cell} "
         f"H={config.hidden}")
     print(f"gatescope train: stored in {settings.data_dir}", file=sys.stderr)

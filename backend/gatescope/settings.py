@@ -5,6 +5,7 @@
     GATESCOPE_PRESETS_DIR=/path/to/presets         (default: the package's presets/)
     GATESCOPE_CORS_ORIGINS='["http://localhost:3000"]'   (JSON list; empty = CORS off)
     GATESCOPE_COMPUTE_PROCESSES=2   GATESCOPE_MAX_STEPS=4096 …
+    GATESCOPE_MODEL_CACHE_BYTES=268435456   (stored models each compute process keeps)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .contract.limits import (
     MAX_WORK,
     Limits,
 )
+from .models.store import StoreOptions
 
 MiB = 1024 * 1024
 
@@ -71,6 +73,16 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(MAX_RESPONSE_BYTES, ge=MiB)
     max_memory_bytes: int = Field(MAX_MEMORY_BYTES, ge=16 * MiB)
     max_upload_bytes: int = Field(64 * MiB, ge=1024)
+    model_cache_bytes: int = Field(
+        256 * MiB, ge=0, description="each compute process keeps the stored models it ran "
+        "last, up to this many bytes of float64 tensors; a larger model is loaded for each "
+        "run and not kept (0: none kept)")
+
+    @property
+    def store_options(self) -> StoreOptions:
+        """ModelStore's keyword settings: what an .npz may unpack to, the model cache."""
+        return StoreOptions(max_upload_bytes=self.max_upload_bytes,
+                            cache_bytes=self.model_cache_bytes)
 
     @cached_property
     def limits(self) -> Limits:

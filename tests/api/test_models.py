@@ -246,3 +246,238 @@ def test_npz_declaring_a_huge_shape_is_refused_before_allocating(client):
         zf.writestr("weight_hh_l0.npy", member.getvalue())
     r = upload(client, archive.getvalue(), "huge.npz")
     assert r.status_code == 422 and "does not match its data" in r.text
+
+
+# ── zip bombs and declared shapes in an .npz ─────────────────────────────────────────
+
+def _deflated_zeros(head: bytes, nbytes: int) -> bytes:
+    """A raw deflate stream of `head` then `nbytes` zero bytes, built in milliseconds from
+    one compressed MiB of zeros repeated (each segment ends in a full flush, so segments
+    can follow each other)."""
+    import zlib
+
+    def segment(data: bytes) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+
+    assert nbytes % 2**20 == 0
+    end = zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+    return segment(head) + segment(bytes(2**20)) * (nbytes // 2**20) + end
+
+
+def npz_bomb(name: str = "weight_hh_l0", nbytes: int = 500 * 2**20) -> bytes:
+    """A valid .npz whose one member is a float32 vector of `nbytes` zeros: about 0.5 MB
+    that inflates to 500 MiB (under the 512 MiB that used to be the cap), with honest sizes
+    and CRC: zipfile would read it all."""
+    import struct
+    import zlib
+
+    import numpy.lib.format as npy
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                        "shape": (nbytes // 4,)})
+    head = header.getvalue()
+    crc, zeros = zlib.crc32(head), bytes(2**24)
+    for _ in range(nbytes // len(zeros)):
+        crc = zlib.crc32(zeros, crc)
+    crc = zlib.crc32(bytes(nbytes % len(zeros)), crc)
+    body, raw = _deflated_zeros(head, nbytes), f"{name}.npy".encode()
+    size = len(head) + nbytes
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(body), size,
+                        len(raw), 0) + raw
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(body),
+                          size, len(raw), 0, 0, 0, 0, 0, 0) + raw
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central),
+                      len(local) + len(body), 0)
+    return local + body + central + end
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """(Its whole CRC was checked once by inflating it all: 2 s, too slow to repeat.)"""
+    import numpy.lib.format as npy
+    data = npz_bomb()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:  # an archive zipfile reads as 500 MiB
+        (info,) = zf.infolist()
+        assert info.file_size > 500 * 2**20
+        with zf.open(info) as f:
+            assert npy.read_array_header_1_0(f) if npy.read_magic(f) == (1, 0) else False
+            assert f.read(2**24) == bytes(2**24)
+    return data
+
+
+def test_an_npz_bomb_is_refused_in_milliseconds_naming_the_limit(client, bomb, monkeypatch):
+    """0.5 MB that inflates to 500 MiB: refused from the archive's directory, before any
+    member is inflated (read_array is never reached), in a few milliseconds. (Before the
+    cap was the upload limit, this one was inflated: 3 s and 500 MiB in the worker.)"""
+    import time
+
+    from gatescope.models.files import read_model_file
+    assert len(bomb) < 600_000
+    inflated = []
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: inflated.append(1))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="over the limit of 64 MiB"):
+        read_model_file("bomb.npz", bomb)
+    assert time.perf_counter() - t0 < 0.05 and not inflated
+    t0 = time.perf_counter()
+    r = upload(client, bomb, "bomb.npz")
+    took = time.perf_counter() - t0
+    assert r.status_code == 422, r.text
+    msg = r.json()["detail"][0]["msg"]
+    assert "unpack to 500.0 MiB" in msg and "over the limit of 64 MiB" in msg
+    assert took < 1.0, took  # the round trip through a worker; inflating it took 3 s
+
+
+def test_an_npz_under_the_cap_declaring_too_many_values_is_refused_before_inflating(
+        monkeypatch):
+    """A 16 MiB weight_hh_l0 (4M float32, more than 4·H·H for H ≤ 1000) is under the cap;
+    its header alone refuses it, and every header is read before any member is inflated:
+    the well-formed member before it is not inflated either."""
+    from gatescope.contract.limits import Limits
+    from gatescope.models.files import read_model_file
+    good = npz_bytes({"bias_hh_l0": np.zeros(12, np.float32)})
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        with zipfile.ZipFile(io.BytesIO(good)) as g:
+            zf.writestr("bias_hh_l0.npy", g.read("bias_hh_l0.npy"))
+        with zipfile.ZipFile(io.BytesIO(npz_bomb(nbytes=16 * 2**20))) as b:
+            info = b.infolist()[0]
+            zf.writestr(info, b.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    inflated = []
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: inflated.append(1))
+    with pytest.raises(ValueError, match=r"declares shape \(4194304,\): 4,194,304 values, "
+                       r"more than a weight_hh .* \(4,000,000 values\)"):
+        read_model_file("m.npz", archive.getvalue(), Limits(max_hidden=1000))
+    assert not inflated
+
+
+def test_an_npz_member_past_the_layer_limit_is_refused_from_its_header(client):
+    tensors = state_dict("gru", L=1)
+    tensors["weight_hh_l7"] = tensors["weight_hh_l0"]
+    r = upload(client, npz_bytes(tensors), "m.npz")
+    assert r.status_code == 422
+    assert "layer 7, over this server's limit of 4 layers" in r.json()["detail"][0]["msg"]
+
+
+# ── safetensors offsets, as the safetensors library reads them ───────────────────────
+
+def _tiled(order: list[str], spans: dict[str, tuple[int, int]] | None = None,
+           extra: int = 0) -> bytes:
+    """An LSTM (D = 4, H = 3, L = 1) as .safetensors, its tensors' bytes laid out in
+    `order`, or at `spans` (name → (begin, end)) over a buffer of the right total size,
+    plus `extra` bytes no tensor owns."""
+    import json
+    import struct
+    tensors = state_dict("lstm", L=1)
+    header, payload, at = {}, b"", 0
+    for name in order:
+        raw = tensors[name].tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [at, at + len(raw)]}
+        payload, at = payload + raw, at + len(raw)
+    size = len(payload)
+    for name, (begin, end) in (spans or {}).items():
+        header[name]["data_offsets"] = [begin, end]
+        size = max(size, end)
+    payload = payload[:size].ljust(size, b"\0") + bytes(extra)
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + payload
+
+
+NAMES = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]  # 192, 144, 48, 48 B
+LAYOUTS = {
+    "tiled": (_tiled(NAMES), None),
+    "tiled, listed out of order": (_tiled(NAMES[::-1]), None),
+    "overlapping": (_tiled(NAMES, {"bias_hh_l0": (360, 408)}), "'bias_hh_l0'"),
+    "the same bytes twice": (_tiled(NAMES, {"bias_hh_l0": (336, 384)}), "'bias_ih_l0'"),
+    "a gap": (_tiled(NAMES, {"bias_hh_l0": (392, 440)}), "'bias_hh_l0'"),
+    "not starting at 0": (_tiled(NAMES, {"weight_ih_l0": (8, 200)}, extra=0),
+                          "'weight_ih_l0'"),
+    "bytes no tensor owns": (_tiled(NAMES, extra=8), "bytes no tensor owns"),
+    "ending before it begins": (_tiled(NAMES, {"bias_hh_l0": (432, 384)}), "'bias_hh_l0'"),
+}
+
+
+@pytest.mark.parametrize(("data", "named"), LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_safetensors_offsets_are_checked_as_the_safetensors_library_does(client, data, named):
+    """What safetensors 0.8 itself refuses is a 422 naming the tensor; what it reads is
+    read."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+    try:
+        load(data)
+        reference_ok = True
+    except SafetensorError:
+        reference_ok = False
+    assert reference_ok == (named is None)
+    r = upload(client, data, "layout.safetensors")
+    if named is None:
+        assert r.status_code in (200, 201), r.text
+    else:
+        assert r.status_code == 422, r.text
+        assert named in r.json()["detail"][0]["msg"]
+        assert "safetensors library refuses" in r.json()["detail"][0]["msg"]
+
+
+def test_offsets_of_tensors_gatescope_does_not_read_are_checked_too(client):
+    """An embedding's bytes may not overlap the RNN's, although gatescope never reads it."""
+    import json
+    import struct
+    base = safetensors_bytes(state_dict("lstm", L=1))
+    n = struct.unpack("<Q", base[:8])[0]
+    header, payload = json.loads(base[8:8 + n]), base[8 + n:]
+    header["embedding.weight"] = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+    raw = json.dumps(header).encode()
+    r = upload(client, struct.pack("<Q", len(raw)) + raw + payload)
+    assert r.status_code == 422 and "overlap" in r.json()["detail"][0]["msg"]
+
+
+# ── the list, paged; ids that cannot be ids ──────────────────────────────────────────
+
+def test_the_model_list_is_paged(tmp_path):
+    from gatescope.models.store import ModelStore
+    store = ModelStore(tmp_path)
+    uploads = sorted(store.add(safetensors_bytes(state_dict("rnn_tanh", D=2, H=2, L=1,
+                                                            seed=2000 + k)),
+                               "m.safetensors")[0].model_id for k in range(105))
+    presets = sorted(store.presets().values(), key=lambda p: p[1].name)
+    everything = [info.model_id for _, info in presets] + uploads
+    with make_client(tmp_path) as client:
+        first = client.get("/api/v1/models").json()
+        assert (first["count"], first["limit"], first["offset"]) == (len(everything), 100, 0)
+        assert [m["model_id"] for m in first["data"]] == everything[:100]  # presets first
+        seen, offset = [], 0
+        while offset < len(everything):
+            page = client.get(f"/api/v1/models?limit=7&offset={offset}").json()
+            assert page["count"] == len(everything) and len(page["data"]) <= 7
+            seen += [m["model_id"] for m in page["data"]]
+            offset += 7
+        assert seen == everything
+        past = client.get("/api/v1/models?offset=100000").json()
+        assert past["data"] == [] and past["count"] == len(everything)
+        big = client.get("/api/v1/models?limit=1000").json()
+        assert [m["model_id"] for m in big["data"]] == everything
+        for query in ("limit=0", "limit=1001", "limit=-1", "limit=x", "offset=-1",
+                      "offset=1.5", f"offset={2**31 + 1}", "limit=1e3"):
+            r = client.get(f"/api/v1/models?{query}")
+            assert r.status_code == 422, query
+            assert r.json()["detail"][0]["loc"] == ["query", query.split("=")[0]]
+
+
+def test_an_id_that_cannot_be_a_model_id_is_not_echoed_back(client):
+    from urllib.parse import quote
+    for model_id in ("a" * 10_000, "x" * 65, "Z" * 21, "\x1b[31mred" * 3):
+        r = client.get(f"/api/v1/models/{quote(model_id, safe='')}")
+        assert r.status_code == 404
+        detail = r.json()["detail"]
+        assert len(detail) < 200 and model_id not in detail and model_id[:21] not in detail
+        assert repr(model_id[:20]) + "…" in detail  # at most the first 20, escaped
+        assert "16 lowercase hexadecimal characters" in detail
+    r = client.get("/api/v1/models/0123456789abcdef0")  # short enough to be shown whole
+    assert r.status_code == 404 and "'0123456789abcdef0'" in r.json()["detail"]
+    r = client.get("/api/v1/models/0123456789abcdef")  # an id's shape: named as it is
+    assert r.status_code == 404 and "'0123456789abcdef'" in r.json()["detail"]
+    r = client.post("/api/v1/run", json={"input": {"text": "ab"},
+                                         "weights": {"model_id": "a" * 10_000}})
+    assert r.status_code == 422 and "a" * 100 not in r.text

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.compute = ComputePool(settings.compute_processes, settings.data_dir,
                                         settings.limits, settings.presets_dir,
-                                        settings.max_queue)
+                                        settings.max_queue, settings.store_options)
         await app.state.compute.warm_up()
         yield
         app.state.compute.shutdown()
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "step, exactly as PyTorch computes them. The contract, with every field, "
                   "encoding, error and limit: docs/API.md in gatescope's repository.")
     app.state.settings = settings
-    app.state.store = ModelStore(settings.data_dir, settings.limits, settings.presets_dir)
+    app.state.store = ModelStore(settings.data_dir, settings.limits, settings.presets_dir,
+                                 **settings.store_options)
 
     api = APIRouter(prefix=API)
     for module in (health, run, models):

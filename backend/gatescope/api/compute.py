@@ -26,7 +26,7 @@ from ..contract.limits import Limits
 from ..contract.results import JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.files import ModelFileError
-from ..models.store import ModelStore
+from ..models.store import DamagedModelError, ModelStore, StoreOptions
 from ..runner import jacobian, run
 from . import reply_blocks
 
@@ -63,9 +63,13 @@ class RunCancelledError(Exception):
 
 
 def init_worker(data_dir: Path, limits: Limits, presets_dir: Path | None = None,
-                cancel: Any = None) -> None:
+                cancel: Any = None, store_options: StoreOptions | None = None) -> None:
+    """A worker's store (`store_options`: ModelStore's keyword settings), limits and the
+    server's cancel flag for it."""
     global _store, _limits, _cancel
-    _store, _limits, _cancel = ModelStore(data_dir, limits, presets_dir), limits, cancel
+    _store = ModelStore(data_dir, limits, presets_dir) if store_options is None \
+        else ModelStore(data_dir, limits, presets_dir, **store_options)
+    _limits, _cancel = limits, cancel
 
 
 def ready() -> bool:
@@ -100,8 +104,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
         return Reply(499, b"")
     except ValidationError as exc:
         return _error(422, error_detail(exc))
-    except ModelNotFoundError as exc:
-        return _error(404, str(exc))
+    except ModelNotFoundError as exc:  # a damaged stored model is one too: 409
+        return _error(409 if isinstance(exc, DamagedModelError) else 404, str(exc))
     except MemoryError:
         return _error(503, "the server ran out of memory for this request; try fewer steps, "
                       "units or layers")

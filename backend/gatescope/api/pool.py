@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from ..contract.encoding import Encoding
 from ..contract.limits import Limits
+from ..models.store import StoreOptions
 from . import reply_blocks
 from .compute import Reply, compute, init_worker, ready
 from .compute import _error as error_reply
@@ -104,8 +105,10 @@ class ComputePool:
     """`processes` slots, a queue of `max_queue` requests in front of them, the blocks."""
 
     def __init__(self, processes: int, data_dir: Path, limits: Limits,
-                 presets_dir: Path | None = None, max_queue: int = 8) -> None:
+                 presets_dir: Path | None = None, max_queue: int = 8,
+                 store_options: StoreOptions | None = None) -> None:
         self.data_dir, self.limits, self.presets_dir = data_dir, limits, presets_dir
+        self.store_options = store_options  # ModelStore's keyword settings, or its defaults
         self.processes, self.capacity = processes, processes + max_queue
         self.blocks = reply_blocks.ReplyBlocks(keep=processes)
         self._context = multiprocessing.get_context("spawn")
@@ -125,7 +128,7 @@ class ComputePool:
     def _start(self, cancel: Any) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, self._context, initializer=init_worker,
                                    initargs=(self.data_dir, self.limits, self.presets_dir,
-                                             cancel))
+                                             cancel, self.store_options))
 
     async def warm_up(self) -> None:
         """Start every worker now, not on the first request."""

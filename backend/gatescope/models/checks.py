@@ -2,6 +2,7 @@
 run loads. Uploads and bundled presets go through the same checks.
 
     inspect(data, filename, limits, ...) → Checked(info, model)   every check, the id
+    intact(info, data)                   → bool                   the bytes still have its id
     load(info, data)                     → StoredModel            a stored file, re-read
 
 What a file may hold besides the RNN (files.py reads it):
@@ -31,7 +32,14 @@ from ..contract.errors import invalid
 from ..contract.limits import Limits
 from ..contract.responses import ModelInfo
 from ..core.cells import CELLS
-from .files import ModelFileError, find_readout, find_recurrent, infer_cell, read_model_file
+from .files import (
+    MAX_UNPACKED,
+    ModelFileError,
+    find_readout,
+    find_recurrent,
+    infer_cell,
+    read_model_file,
+)
 from .state_dict import check_readout, check_state_dict, infer_sizes
 from .stored import StoredModel
 
@@ -66,11 +74,12 @@ def content_id(data: bytes, cell: str, vocab: str | None) -> str:
 
 
 def inspect(data: bytes, filename: str, limits: Limits, cell: str | None = None,
-            vocab: str | None = None, name: str | None = None, preset: bool = False
-            ) -> Checked:
+            vocab: str | None = None, name: str | None = None, preset: bool = False,
+            max_unpacked: int = MAX_UNPACKED) -> Checked:
     """Parse and check a model file; `cell` and `vocab` (the upload's form fields) override
-    the file's metadata. Raises ModelFileError or ValidationError."""
-    parsed = read_model_file(filename, data)
+    the file's metadata; an .npz may unpack to `max_unpacked` bytes (the upload limit).
+    Raises ModelFileError or ValidationError."""
+    parsed = read_model_file(filename, data, limits, max_unpacked)
     prefix, state = find_recurrent(parsed)
     cell = infer_cell(state, cell or parsed.metadata.get("cell"))
     H, L = infer_sizes(state, ("file",))
@@ -100,11 +109,18 @@ def inspect(data: bytes, filename: str, limits: Limits, cell: str | None = None,
     return Checked(info, _stored(info, state, readout))
 
 
+def intact(info: ModelInfo, data: bytes) -> bool:
+    """Whether a stored file still holds the bytes its model id was made from (a flipped
+    bit, a file cut short or a different file all change the hash)."""
+    return content_id(data, info.cell, info.vocab) == info.model_id
+
+
 def load(info: ModelInfo, data: bytes) -> StoredModel:
-    """A model the store checked when it was added, read again from its file; everything
-    but the tensors comes from its info. (A model stored before readouts were read has
-    info.readout None: it runs as it always did.)"""
-    parsed = read_model_file(f"model.{info.format}", data)
+    """A model the store checked when it was added, read again from its file (the store
+    checks `intact` first); everything but the tensors comes from its info. (A model stored
+    before readouts were read has info.readout None: it runs as it always did.) The bytes
+    passed inspect's checks when they were stored, so the .npz cap is not applied again."""
+    parsed = read_model_file(f"model.{info.format}", data, None, None)
     _, state = find_recurrent(parsed)
     return _stored(info, state, find_readout(parsed) if info.readout is not None else None)
 
@@ -191,4 +207,4 @@ def _json(meta: Mapping[str, str], key: str) -> Any:
                       None) from None
 
 
-__all__ = ["Checked", "ModelFileError", "content_id", "inspect", "load"]
+__all__ = ["Checked", "ModelFileError", "content_id", "inspect", "intact", "load"]

@@ -1,6 +1,6 @@
 """Reading uploaded model files: `.safetensors` (F16, F32, F64) and `.npz` (no pickle, ever).
 
-    read_model_file(filename, data) → ModelFile         the file's float tensors, metadata
+    read_model_file(filename, data, limits, max_unpacked) → ModelFile  float tensors, metadata
     find_recurrent(model_file)      → (prefix, state_dict)  "enc.lstm.weight_ih_l0" → "weight_ih_l0"
     find_readout(model_file)        → {readout.weight, readout.bias} or None  "net.readout.weight"
     infer_cell(state_dict, hint) → cell name, from weight_hh_l0's G·H rows (4 LSTM, 3 GRU, 1 RNN)
@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from ..contract.limits import Limits
+
 DTYPES: dict[str, np.dtype] = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"),
                                "F64": np.dtype("<f8")}
 MAX_HEADER = 16 * 1024 * 1024  # a safetensors JSON header larger than this is not a model
-MAX_UNPACKED = 512 * 1024 * 1024  # an .npz may not inflate past this (zip bombs)
+MAX_UNPACKED = 64 * 1024 * 1024  # an .npz's default cap: the default upload limit
 
 SAVE_AS_SAFETENSORS = (
     "Save the state_dict with safetensors instead:\n"
@@ -62,15 +64,18 @@ class ModelFile:
     others: list[str] = field(default_factory=list)  # names of tensors no RNN needs: not read
 
 
-def read_model_file(filename: str, data: bytes) -> ModelFile:
-    """Parse an upload by its name and its first bytes."""
+def read_model_file(filename: str, data: bytes, limits: Limits | None = None,
+                    max_unpacked: int | None = MAX_UNPACKED) -> ModelFile:
+    """Parse an upload by its name and its first bytes. An .npz's tensors are checked
+    against `limits` and `max_unpacked` (None: no cap) before any is inflated: see
+    read_npz."""
     lower = filename.lower()
     if lower.endswith((".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")) or _is_pickle(data):
         raise ModelFileError(
             f"{filename!r} looks like a pickled PyTorch file; gatescope never unpickles an "
             f"upload (unpickling runs arbitrary code). {SAVE_AS_SAFETENSORS}", status=415)
     if lower.endswith(".npz") or data[:4] == b"PK\x03\x04":
-        return read_npz(data)
+        return read_npz(data, limits, max_unpacked)
     if lower.endswith(".safetensors") or _looks_like_safetensors(data):
         return read_safetensors(data)
     raise ModelFileError(f"{filename!r} is neither .safetensors nor .npz. "
@@ -132,6 +137,7 @@ def read_safetensors(data: bytes) -> ModelFile:
                         for v in [*info["shape"], *info["data_offsets"]])):
             raise ModelFileError(f"tensor {name!r}: malformed entry in the .safetensors header")
         tensors[name] = info
+    _check_layout(tensors, len(buffer))
     out = ModelFile({}, metadata=meta)
     for name, info in tensors.items():
         if not _wanted(name):
@@ -141,6 +147,34 @@ def read_safetensors(data: bytes) -> ModelFile:
         else:
             out.unreadable[name] = info["dtype"]
     return out
+
+
+def _check_layout(entries: Mapping[str, dict], size: int) -> None:
+    """The tensors' byte ranges, sorted by offset, must tile the data section exactly: the
+    first begins at 0, each begins where the one before ends, the last ends at the end of
+    the file. That is what the safetensors library requires (0.8 refuses overlapping,
+    out-of-order and gapped offsets, and bytes no tensor owns); every tensor counts, read
+    or not, so two names can never share (or hide) bytes."""
+    end = 0
+    for name, info in sorted(entries.items(), key=lambda kv: (*kv[1]["data_offsets"], kv[0])):
+        begin, stop = info["data_offsets"]
+        if stop < begin:
+            why = "end before they begin"
+        elif begin < end:
+            why = f"overlap the bytes of the tensor before it (which end at {end})"
+        elif begin > end:
+            why = (f"leave a gap after the tensor before it (which ends at {end})" if end
+                   else "do not start at 0, the beginning of the data")
+        else:
+            end = stop
+            continue
+        raise ModelFileError(f"tensor {name!r}: its data offsets {begin}..{stop} {why}; in a "
+                             ".safetensors file the tensors' bytes follow each other with no "
+                             "gap or overlap (the safetensors library refuses this file)")
+    if end != size:
+        raise ModelFileError(f"the tensors' data ends at byte {end} but the file holds {size} "
+                             "bytes of data: the file is truncated or has bytes no tensor owns "
+                             "(the safetensors library refuses this file)")
 
 
 def _wanted(name: str) -> bool:
@@ -160,34 +194,54 @@ def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
     return np.frombuffer(buffer, dtype, count, begin).reshape(info["shape"])
 
 
-def read_npz(data: bytes) -> ModelFile:
-    """An .npz archive of .npy arrays, never unpickled. Each wanted member's header is read
-    first: an object dtype (which needs pickle) is refused, and a declared shape must match
-    the bytes that follow it, so nothing is allocated for data that is not there."""
+def read_npz(data: bytes, limits: Limits | None = None,
+             max_unpacked: int | None = MAX_UNPACKED) -> ModelFile:
+    """An .npz archive of .npy arrays, never unpickled. Nothing is inflated until every
+    wanted member (a recurrent layer's or the readout's) passed these checks: their total
+    size is at most `max_unpacked` (the upload limit: what a .safetensors file may hold),
+    and each one's .npy header (its first bytes) declares no object dtype (that needs
+    pickle), a shape that matches the bytes that follow it, and no more values than
+    `limits` allow a tensor of its name. So a zip bomb is refused from its directory and
+    headers, and nothing is allocated for data that is not there."""
     out = ModelFile({}, format="npz")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = [m for m in zf.infolist() if m.filename.endswith(".npy")]
-            if sum(m.file_size for m in members) > MAX_UNPACKED:
-                raise ModelFileError(f"the .npz would unpack to more than "
-                                     f"{MAX_UNPACKED // 2**20} MiB")
-            for member in members:
+            wanted = []
+            for member in zf.infolist():
                 key = member.filename[:-len(".npy")]
-                if not _wanted(key):
-                    out.others.append(key)
+                if not member.filename.endswith(".npy"):
                     continue
+                if _wanted(key):
+                    wanted.append(member)
+                else:
+                    out.others.append(key)
+            total = sum(m.file_size for m in wanted)
+            if max_unpacked is not None and total > max_unpacked:
+                raise ModelFileError(f"the .npz's tensors would unpack to {_size(total)}, "
+                                     f"over the limit of {_size(max_unpacked)} (the upload "
+                                     "limit); store the model as .safetensors, or with fewer "
+                                     "or smaller tensors")
+            read = []
+            for member in wanted:  # every header first: nothing is inflated yet
+                key = member.filename[:-len(".npy")]
                 with zf.open(member) as f:
                     shape, dtype = _npy_header(key, f)
-                    if dtype.hasobject:
-                        raise ModelFileError(f"array {key!r} holds Python objects, which "
-                                             "cannot be read without unpickling; store plain "
-                                             "float arrays")
-                    if dtype.kind != "f":
-                        out.unreadable[key] = str(dtype)
-                        continue
-                    if math.prod(shape) * dtype.itemsize != member.file_size - f.tell():
-                        raise ModelFileError(f"array {key!r} declares shape {shape} of "
-                                             f"{dtype}, which does not match its data")
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise ModelFileError(f"array {key!r} holds Python objects, which "
+                                         "cannot be read without unpickling; store plain "
+                                         "float arrays")
+                if dtype.kind != "f":
+                    out.unreadable[key] = str(dtype)
+                    continue
+                count = math.prod(shape)
+                if count * dtype.itemsize != member.file_size - header:
+                    raise ModelFileError(f"array {key!r} declares shape {shape} of "
+                                         f"{dtype}, which does not match its data")
+                if limits is not None:
+                    _check_declared(key, shape, count, limits)
+                read.append((key, member))
+            for key, member in read:
                 with zf.open(member) as f:
                     out.tensors[key] = np.lib.format.read_array(f, allow_pickle=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
@@ -195,6 +249,42 @@ def read_npz(data: bytes) -> ModelFile:
             raise
         raise ModelFileError(f"the .npz archive is damaged ({exc})") from None
     return out
+
+
+def _check_declared(key: str, shape: tuple[int, ...], count: int, limits: Limits) -> None:
+    """At most as many values as a tensor of this name has in the largest model `limits`
+    allow (each dimension is checked against its own limit later, with the whole model)."""
+    H, D, K = limits.max_hidden, limits.max_input, limits.max_classes
+    rnn = _RNN_NAME.fullmatch(key)
+    if rnn is not None:
+        name = rnn["name"]
+        layer = int(name.rsplit("_l", 1)[1])
+        if layer >= limits.max_layers:
+            raise ModelFileError(f"array {key!r} belongs to layer {layer}, over this server's "
+                                 f"limit of {limits.max_layers} layers")
+        if name.startswith("bias"):
+            most, what = 4 * H, f"bias (4 × hidden size ≤ {H})"
+        elif name.startswith("weight_ih"):
+            most, what = 4 * H * max(D, H), \
+                f"weight_ih (4 × hidden size ≤ {H}, by input size ≤ {max(D, H)})"
+        else:
+            most, what = 4 * H * H, f"weight_hh (4 × hidden size ≤ {H}, by hidden size ≤ {H})"
+    elif key.endswith("readout.bias"):
+        most, what = K, f"readout bias (K ≤ {K} outputs)"
+    elif key.endswith("readout.weight"):
+        most, what = K * H, f"readout weight (K ≤ {K} outputs, by hidden size ≤ {H})"
+    else:  # weight_hr: refused later, with its own message
+        most, what = H * H, f"weight_hr (hidden size ≤ {H}, by hidden size ≤ {H})"
+    if count > most:
+        raise ModelFileError(f"array {key!r} declares shape {shape}: {count:,} values, more "
+                             f"than a {what} holds under this server's limits ({most:,} "
+                             "values)")
+
+
+def _size(n: int) -> str:
+    if n % 2**20 == 0:
+        return f"{n // 2**20} MiB"
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def _npy_header(key: str, f: Any) -> tuple[tuple[int, ...], np.dtype]:

@@ -123,8 +123,9 @@ def test_bracket_depth_structure_and_baseline():
 
 def test_char_lm_windows_come_from_the_split_files():
     task = tasks.get("char_lm:length=40")
-    train = "".join((char_lm.stdlib() / f).read_text() for f in char_lm.TRAIN_FILES)
-    held = "".join((char_lm.stdlib() / f).read_text() for f in char_lm.VALIDATION_FILES)
+    train = "".join((char_lm.CORPUS / f"{f}.txt").read_text() for f in char_lm.TRAIN_FILES)
+    held = "".join((char_lm.CORPUS / f"{f}.txt").read_text()
+                   for f in char_lm.VALIDATION_FILES)
     train, held = char_lm.clean(train), char_lm.clean(held)
     texts, _ = task.batch(np.random.default_rng(5), 20)
     assert all(text in train for text in texts)

@@ -3,10 +3,10 @@
     text:    d e f ␣ f ( x ) : ⏎ …
     target:  e f ␣ f ( x ) : ⏎ ␣ … none      every step: the next character
 
-The corpus is a fixed list of pure-Python modules that every CPython 3.11+ install ships,
-read from this interpreter's `sysconfig.get_paths()["stdlib"]` (their text changes a little
-between Python versions; the model card records which one). Training windows come from
-TRAIN_FILES, held-out windows from VALIDATION_FILES: the split is by file.
+The corpus is a fixed list of pure-Python modules of CPython 3.11.7's standard library,
+shipped beside this module (corpus/, with its license): read from the running interpreter,
+their text, and so every score, changed a little with each Python release. Training
+windows come from TRAIN_FILES, held-out windows from VALIDATION_FILES: the split is by file.
 
 The vocab is newline, the 95 printable ASCII characters and U+FFFD, which stands for any
 other character (a tab, a non-ASCII letter in a docstring): 97 inputs, and the same 97
@@ -17,8 +17,6 @@ add-one smoothed). Default `char_lm:length=100`.
 
 from __future__ import annotations
 
-import platform
-import sysconfig
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,8 +41,8 @@ EXAMPLE = '''def mean(values):
 '''
 
 
-def stdlib() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
+CORPUS = Path(__file__).resolve().parent / "corpus"  # <module>.py.txt, CPython 3.11.7's
+CORPUS_PYTHON = "3.11.7"
 
 
 def clean(text: str) -> str:
@@ -63,12 +61,12 @@ def corpus(split: Split) -> np.ndarray:
         raise ValueError(f"unknown split {split!r}: 'train' or 'validation'")
     texts = []
     for name in names:
-        path = stdlib() / name
+        path = CORPUS / f"{name}.txt"
         try:
             texts.append(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ValueError(f"the char_lm corpus needs {path}, which cannot be read ({exc}); "
-                             "is this a full CPython install?") from None
+                             "gatescope's installation is incomplete") from None
     lookup = np.full(128, _INDEX[PLACEHOLDER], np.int64)  # ASCII → index; anything else → U+FFFD
     for ch, k in _INDEX.items():
         if ord(ch) < 128:
@@ -134,7 +132,7 @@ class CharLM(Task):
     def describe(self) -> str:
         sizes = {s: len(corpus(s)) for s in ("train", "validation")}
         return (f"next-character prediction on Python source from the standard library of "
-                f"CPython {platform.python_version()}: train on {', '.join(TRAIN_FILES)} "
+                f"CPython {CORPUS_PYTHON}: train on {', '.join(TRAIN_FILES)} "
                 f"({sizes['train']} characters), validate on {', '.join(VALIDATION_FILES)} "
                 f"({sizes['validation']} characters); windows of {self.length} characters at "
                 "uniform offsets; newline + printable ASCII, anything else as U+FFFD.")

@@ -12,6 +12,7 @@ checkpoint.
 from __future__ import annotations
 
 import gzip
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..runner import jacobian, run
 from . import reply_blocks
 
 GZIP_MIN_BYTES = 64 * 1024
+WORKER_NICENESS = 5
 
 
 @dataclass
@@ -65,8 +67,11 @@ class RunCancelledError(Exception):
 def init_worker(data_dir: Path, limits: Limits, presets_dir: Path | None = None,
                 cancel: Any = None, store_options: StoreOptions | None = None) -> None:
     """A worker's store (`store_options`: ModelStore's keyword settings), limits and the
-    server's cancel flag for it."""
+    server's cancel flag for it. Workers run at a lower priority than the server (nice
+    +5), so its event loop answers at once while every core computes."""
     global _store, _limits, _cancel
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
     _store = ModelStore(data_dir, limits, presets_dir) if store_options is None \
         else ModelStore(data_dir, limits, presets_dir, **store_options)
     _limits, _cancel = limits, cancel

@@ -36,9 +36,12 @@ TIMING = {"Server-Timing": {"schema": {"type": "string"}, "description":
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "weights.model_id names no model"},
     413: {"model": ErrorResponse, "description": "the body is over 32 MiB"},
+    415: {"model": ErrorResponse,
+          "description": "the Content-Type header is not application/json (a charset "
+          "parameter may follow)"},
     422: {"model": ErrorResponse,
-          "description": "the request breaks the contract: `loc` names the field, `msg` the "
-          "problem and the limit"},
+          "description": "the request breaks the contract (a key given twice in one object "
+          "among the ways): `loc` names the field, `msg` the problem and the limit"},
 }
 
 

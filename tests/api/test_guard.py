@@ -19,6 +19,7 @@ import pytest
 
 from gatescope.api.guard import _RedactToken
 from gatescope.api.routers.run import accepts_gzip
+from gatescope.contract.json_body import unique_keys
 from gatescope.settings import Settings
 from tests.helpers.api import make_client, safetensors_bytes, state_dict, upload
 from tests.helpers.server import running_server
@@ -114,6 +115,18 @@ def test_loopback_names_with_any_port_are_served(server):
         status, _, reply = send(server, "POST", "/api/v1/run", json.dumps(RUN).encode(),
                                 {"Host": host, **JSON_TYPE})
         assert status == 200, (host, reply)
+
+
+@pytest.mark.slow
+def test_two_host_headers_are_refused(server):
+    port = int(server.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("GET", "/api/v1/health", skip_host=True)
+    conn.putheader("Host", f"127.0.0.1:{port}")
+    conn.putheader("Host", "rebind.evil.example")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()
 
 
 def test_allowed_hosts_adds_names_and_star_allows_any(tmp_path):
@@ -431,6 +444,15 @@ def test_the_same_key_in_different_objects_is_fine(client):
     assert client.post("/api/v1/run", content=tricky, headers=JSON_TYPE).status_code == 200
 
 
+@pytest.mark.parametrize("body", [
+    b'{"a": {"b": "{"}, "b": 1}', b'{"a": {"b": "}"}, "a2": {"b": 1}}',
+    rb'{"a": "\\", "b": "x\"a\": 1"}', b'[{"a": 1}, {"a": 2}]', b'{"a": [{"a": {"a": 1}}]}',
+    rb'{"a\u0062": 1, "ab ": 2}'])
+def test_the_scan_sees_keys_only_where_json_has_them(body):
+    json.loads(body)  # each is JSON without a repeated key
+    unique_keys(body)
+
+
 @pytest.mark.slow
 def test_duplicate_keys_against_a_real_server(server):
     body, loc = DUPLICATES["in a list"]
@@ -444,7 +466,6 @@ def test_the_scan_costs_little_next_to_the_parse():
 
     import numpy as np
 
-    from gatescope.contract.json_body import unique_keys
     from gatescope.contract.schemas import RunRequest
     rows = json.dumps(np.random.default_rng(0).normal(size=(2048, 400)).tolist()).encode()
     body = b'{"input": {"values": ' + rows + b'}, "hidden_size": 4}'

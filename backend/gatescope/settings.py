@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .contract.limits import (
@@ -30,6 +31,9 @@ from .contract.limits import (
 from .models.store import StoreOptions
 
 MiB = 1024 * 1024
+# a Host header's name (a DNS name, an IPv4 address or a bracketed IPv6 one), maybe a port
+HOST_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[0-9]{1,5})?")
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")  # as it stands in a URL, a cookie, a header
 
 
 class Settings(BaseSettings):
@@ -89,3 +93,31 @@ class Settings(BaseSettings):
         return Limits(self.max_steps, self.max_hidden, self.max_input, self.max_layers,
                       self.max_work, max_response_bytes=self.max_response_bytes,
                       max_memory_bytes=self.max_memory_bytes)
+
+    # who may call the server (api/guard.py; README, "Security")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description='Host names the server answers to besides '
+        'localhost, 127.0.0.1, [::1] and an explicit GATESCOPE_HOST (each "name" for any '
+        'port, or "name:port"); "*" for any Host. A JSON list.')
+    token: SecretStr | None = Field(
+        None, description="when set, every /api/v1 request but /health must carry it: "
+        "Authorization: Bearer <token> (or token <token>), or the cookie the page gets "
+        "when opened as /?token=<token>. Empty: no token.")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if host != "*" and not HOST_PATTERN.fullmatch(host):
+                raise ValueError(f'{host!r} is not a host name, "name:port" or "*"')
+        return [host.lower() for host in hosts]
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None or not token.get_secret_value():
+            return None
+        if not TOKEN_PATTERN.fullmatch(token.get_secret_value()):
+            raise ValueError("the token may hold only letters, digits and - . _ ~ (e.g. "
+                             "python -c 'import secrets; print(secrets.token_urlsafe())')")
+        return token

@@ -45,11 +45,13 @@ def test_hostile_bodies_get_a_422_quickly(client, path, body):
 
 
 def test_validation_messages_name_the_limit(client):
+    json_type = {"content-type": "application/json"}
     r = client.post("/api/v1/run", content=b'{"input": {"text": "a"}, "hidden_size": '
-                    + b"9" * 100 + b"}")
+                    + b"9" * 100 + b"}", headers=json_type)
     assert r.json()["detail"] == [{"loc": ["hidden_size"], "type": "less_than_equal",
                                    "msg": "Input should be less than or equal to 1024"}]
-    r = client.post("/api/v1/run", content=b'{"input": {"values": [1e400]}}')
+    r = client.post("/api/v1/run", content=b'{"input": {"values": [1e400]}}',
+                    headers=json_type)
     assert r.json()["detail"][0]["loc"] == ["input", "values", 0, 0]
     assert "finite" in r.json()["detail"][0]["msg"]
 

@@ -156,7 +156,7 @@ def test_cell_and_vocab_form_fields_are_checked(client):
     assert r.status_code == 422 and "4 distinct characters" in r.text
     r = upload(client, lstm, cell="transformer")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "cell"]
-    r = client.post("/api/v1/models", data={"cell": "lstm"})
+    r = client.post("/api/v1/models", files={"cell": (None, "lstm")})  # a form, no file
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "file"]
     r = upload(client, b"hello, not a model", "notes.txt")
     assert r.status_code == 415 and "neither .safetensors nor .npz" in r.text

@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from gatescope.api import create_app
 from gatescope.settings import Settings
+from tests.helpers.api import TEST_HOSTS
 
 pytestmark = pytest.mark.slow  # property-based fuzzing of every endpoint
 
@@ -33,7 +34,8 @@ OPERATIONS = ["GET /api/v1/health", "POST /api/v1/run", "POST /api/v1/jacobian",
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("fuzz"), compute_processes=1,
-                              max_steps=32, max_hidden=16, max_layers=2, max_work=512))
+                              max_steps=32, max_hidden=16, max_layers=2, max_work=512,
+                              allowed_hosts=TEST_HOSTS))
     with TestClient(app):  # runs the lifespan: the worker pool is up
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
 

@@ -64,8 +64,8 @@ def test_streamed_body_over_the_limit_is_refused_before_it_is_read_whole(server)
     chunk = b" " * 2**20
     sent = 0
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(b"POST /api/v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                     b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /api/v1/run HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         reply = b""
         try:
             for _ in range(96):  # up to 96 MiB; the limit is 32 MiB
@@ -91,7 +91,7 @@ def test_chunked_multipart_upload_over_the_limit_is_413(tmp_path_factory):
         head = (b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
                 b'filename="big.npz"\r\nContent-Type: application/octet-stream\r\n\r\n')
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-            sock.sendall(b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            sock.sendall(b"POST /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                          b"multipart/form-data; boundary=" + boundary +
                          b"\r\nTransfer-Encoding: chunked\r\n\r\n")
             sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))

@@ -20,9 +20,13 @@ from gatescope.core.cells import CELLS
 from gatescope.core.params import pytorch_init
 from gatescope.settings import Settings
 
+# the Host TestClient sends: allowed here, for the tests, never by a server's defaults
+TEST_HOSTS = ["testserver"]
+
 
 @contextmanager
 def make_client(data_dir: Path, **settings: Any) -> Iterator[TestClient]:
+    settings.setdefault("allowed_hosts", TEST_HOSTS)
     app = create_app(Settings(data_dir=data_dir, compute_processes=1, **settings))
     with TestClient(app) as client:
         yield client

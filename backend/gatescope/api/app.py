@@ -25,6 +25,7 @@ from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.store import ModelStore
 from ..settings import Settings
 from .body_limit import BodyLimit
+from .guard import Guard
 from .pool import BusyError, ComputePool
 from .routers import health, models, run
 
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"cache-control": "public, max-age=86400"})
 
+    # the last added is the outermost: CORS, then the body limit, then the guard
+    app.add_middleware(Guard, settings=settings, routes=app.routes, api=API)
     app.add_middleware(BodyLimit, limit_for=lambda path: (
         settings.max_upload_bytes + 2**20 if path.startswith(f"{API}/models")
         else settings.max_body_bytes))

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from ..contract.encoding import BinaryLayout, Encoding, dumps
 from ..contract.errors import ModelNotFoundError, error_detail
+from ..contract.json_body import parse_json
 from ..contract.limits import Limits
 from ..contract.results import JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
@@ -96,12 +97,12 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     result: RunResult | JacobianResult
     try:
         if kind == "run":
-            req = RunRequest.model_validate_json(body)
+            req = parse_json(RunRequest, body)  # duplicate keys are a 422, not last-wins
             t1 = time.perf_counter()
             result = run(req, models=_store, limits=_limits, encoding=encoding,
                          checkpoint=checkpoint)
         else:
-            jac = JacobianRequest.model_validate_json(body)
+            jac = parse_json(JacobianRequest, body)
             t1 = time.perf_counter()
             result = jacobian(jac, models=_store, limits=_limits, checkpoint=checkpoint)
         checkpoint()  # before the encoding, the last long step

@@ -3,6 +3,7 @@ validates, runs and encodes; the event loop only moves bytes."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -38,9 +39,12 @@ TIMING = {"Server-Timing": {"schema": {"type": "string"}, "description":
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "weights.model_id names no model"},
     413: {"model": ErrorResponse, "description": "the body is over 32 MiB"},
+    415: {"model": ErrorResponse,
+          "description": "the Content-Type header is not application/json (a charset "
+          "parameter may follow)"},
     422: {"model": ErrorResponse,
-          "description": "the request breaks the contract: `loc` names the field, `msg` the "
-          "problem and the limit"},
+          "description": "the request breaks the contract (a key given twice in one object "
+          "among the ways): `loc` names the field, `msg` the problem and the limit"},
 }
 
 
@@ -51,7 +55,35 @@ def _body(schema: str) -> dict[str, Any]:
 
 
 def _gzip_ok(request: Request) -> bool:
-    return "gzip" in request.headers.get("accept-encoding", "")
+    return accepts_gzip(", ".join(request.headers.getlist("accept-encoding")))
+
+
+QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header (RFC 9110 §12.5.3) lets the response be gzip:
+    "gzip" (or "x-gzip") with a q-value above 0, or else "*" with one; names are
+    case-insensitive, q defaults to 1, and a malformed q counts as 0. No header, or
+    "identity" alone, means no gzip."""
+    gzip_q: float | None = None
+    star_q: float | None = None
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                value = value.strip()
+                q = float(value) if QVALUE.fullmatch(value) else 0.0
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            gzip_q = q if gzip_q is None else max(gzip_q, q)
+        elif coding == "*":
+            star_q = q if star_q is None else max(star_q, q)
+    if gzip_q is not None:
+        return gzip_q > 0
+    return star_q is not None and star_q > 0
 
 
 async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,

@@ -120,10 +120,16 @@ export async function runJSON(request) {
   return response.blob();
 }
 
+// Every stored model and preset: the list comes in pages (at most 1000 each).
 export async function listModels() {
-  const response = await fetch(`${API}/models`);
-  if (!response.ok) throw await failure(response);
-  return (await response.json()).data;
+  const all = [];
+  for (;;) {
+    const response = await fetch(`${API}/models?limit=1000&offset=${all.length}`);
+    if (!response.ok) throw await failure(response);
+    const page = await response.json();
+    all.push(...page.data);
+    if (!page.data.length || all.length >= page.count) return all;
+  }
 }
 
 export async function upload(file, cell) {

@@ -51,7 +51,7 @@ class Reply:
     worker_died: bool = False  # the pool broke under this request
 
 
-def _error(status: int, detail: object) -> Reply:
+def error_reply(status: int, detail: object) -> Reply:
     return Reply(status, orjson.dumps({"detail": detail}))
 
 
@@ -109,13 +109,27 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     except RunCancelledError:
         return Reply(499, b"")
     except ValidationError as exc:
-        return _error(422, error_detail(exc))
+        return error_reply(422, error_detail(exc))
     except ModelNotFoundError as exc:  # a damaged stored model is one too: 409
-        return _error(409 if isinstance(exc, DamagedModelError) else 404, str(exc))
+        return error_reply(409 if isinstance(exc, DamagedModelError) else 404, str(exc))
     except MemoryError:
-        return _error(503, "the server ran out of memory for this request; try fewer steps, "
-                      "units or layers")
+        return error_reply(503, OUT_OF_MEMORY)
     t2 = time.perf_counter()
+    try:
+        reply = _encoded(result, encoding, gzip_ok, lent, prefix)
+    except MemoryError:
+        return error_reply(503, OUT_OF_MEMORY)
+    reply.timing = {"parse": t1 - t0, "run": t2 - t1, "encode": time.perf_counter() - t2}
+    return reply
+
+
+OUT_OF_MEMORY = ("the server ran out of memory for this request; try fewer steps, units or "
+                 "layers, or ?encoding=binary")
+
+
+def _encoded(result: RunResult | JacobianResult, encoding: Encoding, gzip_ok: bool,
+             lent: reply_blocks.Lent | None, prefix: str) -> Reply:
+    """A result as the response body, in a shared-memory block when it is large."""
     body_out: BinaryLayout | reply_blocks.Raw
     headers: dict[str, str] = {}
     if encoding == "binary":
@@ -130,10 +144,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
             headers["vary"] = "accept-encoding"
         body_out = reply_blocks.Raw(data)
     shared = reply_blocks.write(body_out, lent, prefix) if prefix else None
-    reply = Reply(200, b"", headers, shared=shared, size=body_out.size) if shared \
+    return Reply(200, b"", headers, shared=shared, size=body_out.size) if shared \
         else Reply(200, body_out.tobytes(), headers)
-    reply.timing = {"parse": t1 - t0, "run": t2 - t1, "encode": time.perf_counter() - t2}
-    return reply
 
 
 def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
@@ -143,12 +155,12 @@ def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
     try:
         info, created = _store.add(data, filename, cell, vocab, name)
     except ModelFileError as exc:
-        return _error(exc.status, [{"loc": ["body", exc.field], "msg": str(exc),
+        return error_reply(exc.status, [{"loc": ["body", exc.field], "msg": str(exc),
                                     "type": "model_file"}])
     except ValidationError as exc:
-        return _error(422, [{**e, "loc": ["body", *e["loc"]]} for e in error_detail(exc)])
+        return error_reply(422, [{**e, "loc": ["body", *e["loc"]]} for e in error_detail(exc)])
     except (ValueError, ArithmeticError, IndexError, MemoryError) as exc:
         # a file crafted past every check above still gets a 4xx, never a 500
-        return _error(422, [{"loc": ["body", "file"], "type": "model_file",
+        return error_reply(422, [{"loc": ["body", "file"], "type": "model_file",
                              "msg": f"the file could not be read as a model ({exc})"}])
     return Reply(201 if created else 200, info.model_dump_json().encode())

@@ -38,8 +38,7 @@ from ..contract.encoding import Encoding
 from ..contract.limits import Limits
 from ..models.store import StoreOptions
 from . import reply_blocks
-from .compute import Reply, compute, init_worker, ready
-from .compute import _error as error_reply
+from .compute import Reply, compute, error_reply, init_worker, ready
 
 CHUNK = 2**20  # a streamed body goes out a mebibyte at a time
 SHUTDOWN_GRACE = 2.0  # s a worker has to stop at its checkpoint before it is killed

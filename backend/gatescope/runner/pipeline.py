@@ -113,7 +113,7 @@ def _layer_result(cell: Cell, trace: Trace, g: engine.LayerGrads,
 
 def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = None,
              layer: int | None = None, *, models: ModelSource | None = None,
-             limits: Limits | None = None,
+             limits: Limits | None = None, encoding: Encoding | None = None,
              checkpoint: engine.Checkpoint = engine.no_checkpoint) -> JacobianResult:
     """The full H×H one-step Jacobian (and the LSTM's four terms) at one step and layer.
 
@@ -125,7 +125,7 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
         raw = {**raw, **({} if step is None else {"step": step}),
                **({} if layer is None else {"layer": layer})}
     req = JacobianRequest.model_validate(raw)  # anything else fails here, as a ValidationError
-    p = prepare_jacobian(req, models, limits)
+    p = prepare_jacobian(req, models, limits, encoding)
     with np.errstate(all="ignore"):
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint)
         W_hh = p.params[param_names(req.layer)[1]]

@@ -48,7 +48,7 @@ from ..core.params import StateDict, pytorch_init, shapes
 from ..core.readout import BIAS, NO_TARGET, WEIGHT
 from ..models.state_dict import check_readout, check_state_dict, infer_sizes
 from ..models.stored import ModelSource
-from .budget import Sizes, peak_bytes, response_bytes
+from .budget import Sizes, jacobian_response_bytes, peak_bytes, response_bytes
 from .objective import HIDDEN_LOSSES, Objective
 
 Request = TypeVar("Request", bound=RunRequest)
@@ -185,10 +185,22 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
-                     limits: Limits | None = None) -> Prepared:
-    """`prepare`, and the step and layer to expand inside the sequence and the model. (Its
-    memory is budgeted as a run's, which it does not exceed; its response is H×H × 5.)"""
+                     limits: Limits | None = None, encoding: Encoding | None = None
+                     ) -> Prepared:
+    """`prepare`, and the step and layer to expand inside the sequence and the model. Its
+    memory is budgeted as a run's (which it does not exceed); its response, the H×H
+    matrices, against the response budget."""
+    limits = limits or Limits()
     p = prepare(req, models, limits)
+    if encoding is not None:
+        s = Sizes(p.cell, *p.sizes, itemsize=p.dtype.itemsize)
+        body = jacobian_response_bytes(s, encoding)
+        if body > limits.max_response_bytes:
+            raise invalid(("hidden_size",), f"the {encoding} response would be about "
+                          f"{_mib(body)} ({s.H}×{s.H} matrices), over this server's budget "
+                          f"of {_mib(limits.max_response_bytes)} "
+                          "(GATESCOPE_MAX_RESPONSE_BYTES); use fewer units", None,
+                          "over_budget")
     T, _, _, L = p.sizes
     if req.step >= T:
         raise invalid(("step",), f"step {req.step} is past the last step ({T - 1}) of this "

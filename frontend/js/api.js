@@ -123,12 +123,12 @@ export async function runJSON(request) {
 // Every stored model and preset: the list comes in pages (at most 1000 each).
 export async function listModels() {
   const all = [];
-  for (;;) {
-    const response = await fetch(`${API}/models?limit=1000&offset=${all.length}`);
+  for (let offset = 0; ; offset += 1000) {  // by what was asked: a page may come back short
+    const response = await fetch(`${API}/models?limit=1000&offset=${offset}`);
     if (!response.ok) throw await failure(response);
     const page = await response.json();
     all.push(...page.data);
-    if (!page.data.length || all.length >= page.count) return all;
+    if (!page.data.length || offset + 1000 >= page.count) return all;
   }
 }
 

@@ -130,8 +130,8 @@ class ModelStore:
     def _open(self) -> None:
         """Create the data directory if need be, say in the log if it cannot be written,
         and sweep what crashed uploads left."""
-        existed = self.root.is_dir()
         try:
+            existed = self.root.is_dir()  # (raises, not False, for a parent it cannot search)
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             log.warning("the data directory %s cannot be created (%s): the presets are "

@@ -2,6 +2,7 @@
 // column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂ — how strongly the state after character t depends on
 // the character at s ≤ t. A lower triangle, on a log colour scale: it spans many decades.
 
+import { cellAt } from "../plotcell.js";
 import { paint } from "../colors.js";
 import { MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken } from "../config.js";
 
@@ -88,8 +89,8 @@ export function createConnectivity(root, { onCompute, onHide, onPick, tooltip })
       });
       plot.on("plotly_unhover", () => tooltip.hide());
       plot.on("plotly_click", (ev) => {
-        const p = ev.points && ev.points[0];
-        if (p) onPick(Math.round(p.y));
+        const cell = cellAt(plot, ev);
+        if (cell && cell.y >= 0) onPick(cell.y);
       });
     }
     // how far back does the last step still see? the oldest s within 1e−3 of its row's peak

@@ -1,6 +1,7 @@
 // A column of heatmaps (time across, units down) for one layer, with a time cursor.
 // Drawn once per run or layer; a step only moves the cursors (no Plotly call at all).
 
+import { cellAt } from "../plotcell.js";
 import { paint } from "../colors.js";
 import {
   DIVERGING, MARGIN, PLOT_CONFIG, SEQUENTIAL, fmt, showToken, windowBoundaries,
@@ -124,8 +125,9 @@ export function createHeatmaps(container, { onPick, tooltip }) {
       if (panel.wired) return;
       panel.wired = true;
       panel.plot.on("plotly_click", (ev) => {
-        const p = ev.points && ev.points[0];
-        if (p) onPick(Math.round(p.x), Math.round(p.y), panel.key);
+        const cell = cellAt(panel.plot, ev);
+        const [T, H] = panel.values.shape;
+        if (cell && cell.x >= 0 && cell.x < T && cell.y >= 0 && cell.y < H) onPick(cell.x, cell.y, panel.key);
       });
       panel.plot.on("plotly_hover", (ev) => {
         const p = ev.points && ev.points[0];

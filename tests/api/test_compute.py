@@ -171,6 +171,14 @@ def kill(slot: pool_module.Slot) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def run_then_shut(pool: pool_module.ComputePool, scenario) -> None:
+    """Run an async scenario against a real pool, and shut the pool down whatever happens."""
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
 async def body_of(reply_and_body: tuple) -> tuple:
     """(reply, the body's bytes), the blocks given back as the route does once it is sent."""
     reply, body = reply_and_body
@@ -250,10 +258,7 @@ def test_a_pool_reuses_its_block_survives_dead_workers_and_leaves_nothing(tmp_pa
         assert len(pool.blocks.free) == free
         assert files(prefix) == {b.name for b in pool.blocks.free}  # nothing else is left
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        pool.shutdown()
+    run_then_shut(pool, scenario)
     assert files(prefix) == set()
 
 
@@ -276,10 +281,7 @@ def test_admission_is_bounded_and_says_when_to_come_back(tmp_path):
         tickets[1].release()
         assert pool.admitted == 0
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        pool.shutdown()
+    run_then_shut(pool, scenario)
 
 
 @pytest.mark.slow
@@ -306,12 +308,9 @@ def test_a_cancelled_run_stops_at_its_next_checkpoint_and_a_queued_one_never_sta
         assert tiny.status == 200
         # the slot was free long before the long run would have ended (a phase of one layer
         # later), and the queued one never ran
-        assert waited < 0.4 * full, (waited, full)
+        assert waited < 0.5 * full, (waited, full)  # sabotaged (no flag): 0.73
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        pool.shutdown()
+    run_then_shut(pool, scenario)
 
 
 @pytest.mark.slow
@@ -336,10 +335,7 @@ def test_one_workers_death_fails_only_its_own_request(tmp_path):
         for _, body in again:
             body.close()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        pool.shutdown()
+    run_then_shut(pool, scenario)
 
 
 @needs_shm
@@ -371,10 +367,7 @@ def test_a_request_dropped_from_the_queue_holds_no_block_and_a_ready_reply_no_ti
         ticket = pool.admit()
         ticket.release()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        pool.shutdown()
+    run_then_shut(pool, scenario)
     assert files(prefix) == set()
 
 

@@ -57,6 +57,7 @@ bench: $(TEST_STAMP)  ## speed against PyTorch and over HTTP (installs torch int
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/long_term.py
 

@@ -210,3 +210,16 @@ def test_the_docs_links_stay_in_the_repository(doc):
         root = DOC.parents[1].resolve()
         assert target.is_relative_to(root), f"link {link!r} leaves the repository"
         assert target.exists(), f"link {link!r} names no file in the repository"
+
+
+def test_the_connectivity_cap_is_stated_as_the_code_checks_it(doc):
+    """Every statement of connectivity's cost cap names the product runner/prepare.py checks,
+    T²·H²·L, and its number (an older T²·H·L cap outlived its code in three places once)."""
+    from gatescope.contract.limits import MAX_CONNECTIVITY_COST, MAX_CONNECTIVITY_STEPS
+
+    caps = re.findall(r"T ≤ (\d+),? and T²·(H²?)·L ≤ ([\d,]+)|T ≤ (\d+), T²·(H²?)·L ≤ ([\d,]+)",
+                      doc)
+    stated = [tuple(part for part in cap if part) for cap in caps]
+    assert len(stated) >= 4, "the doc states connectivity's cap in its table, text and checks"
+    want = (str(MAX_CONNECTIVITY_STEPS), "H²", f"{MAX_CONNECTIVITY_COST:,}")
+    assert all(cap == want for cap in stated), stated

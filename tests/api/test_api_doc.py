@@ -223,3 +223,24 @@ def test_the_connectivity_cap_is_stated_as_the_code_checks_it(doc):
     assert len(stated) >= 4, "the doc states connectivity's cap in its table, text and checks"
     want = (str(MAX_CONNECTIVITY_STEPS), "H²", f"{MAX_CONNECTIVITY_COST:,}")
     assert all(cap == want for cap in stated), stated
+
+
+def test_every_setting_is_in_the_doc_with_its_default(doc):
+    """docs/API.md's table of GATESCOPE_* variables names every Settings field, with the
+    default the code has (paths, which depend on the machine, are described, not quoted)."""
+    from gatescope.settings import Settings
+
+    rows = dict(re.findall(r"^\| `GATESCOPE_(\w+)` \| ([^|]+) \|", doc, re.M))
+    defaults = Settings()
+    missing = [name for name in Settings.model_fields if name.upper() not in rows]
+    assert not missing, f"settings not in docs/API.md's table: {missing}"
+    for name in Settings.model_fields:
+        quoted = re.match(r"`([^`]*)`", rows[name.upper()].strip())
+        if quoted is None or name.endswith("_dir"):
+            continue
+        value = getattr(defaults, name)
+        stated = type(value)(quoted.group(1)) if isinstance(value, (int, float)) else value
+        if isinstance(value, list):
+            stated = [] if quoted.group(1) == "[]" else quoted.group(1)
+        assert stated == value, (f"GATESCOPE_{name.upper()}: the doc says {quoted.group(1)}, "
+                                 f"the code {value}")

@@ -50,6 +50,15 @@ SHUTDOWN_GRACE = 2.0  # s a worker has to stop at its checkpoint before it is ki
 MAX_SENDING_BYTES = 2**30  # bodies still being sent, at most (their blocks are in memory)
 
 
+# what runs once a request's worker is done with it (its reply, or None): only then may the
+# blocks the worker writes into be lent again
+Finished = Callable[[Reply | None], None]
+
+
+def _nothing(reply: Reply | None) -> None:
+    pass
+
+
 class BusyError(Exception):
     """Every slot and place in the queue is taken; try again after `retry_after` seconds."""
 
@@ -59,7 +68,8 @@ class BusyError(Exception):
 
 
 class Ticket:
-    """A request's place in the pool, from admission until its reply is ready."""
+    """A request's place in the pool, from admission until its reply is ready; released
+    once (release(), or on leaving a `with` block)."""
 
     def __init__(self, pool: ComputePool) -> None:
         self._pool: ComputePool | None = pool
@@ -68,6 +78,12 @@ class Ticket:
         if self._pool is not None:
             self._pool.admitted -= 1
             self._pool = None
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class Slot:
@@ -229,7 +245,7 @@ class ComputePool:
         return await self._on(await self._acquire(), fn, *args)
 
     async def _on(self, slot: Slot, fn: Callable[..., Reply], *args: Any,
-                  finished: Callable[[Reply | None], None] | None = None) -> Reply:
+                  finished: Finished = _nothing) -> Reply:
         """fn(*args) in `slot`, which it then gives back. Cancelled (the client has gone):
         the worker is asked to stop, and `finished(reply or None)` runs once it has — only
         then may the blocks it writes into be lent again. A worker found dead is replaced
@@ -240,8 +256,7 @@ class ComputePool:
             future = self._submit(slot, fn, *args)
         except BaseException:
             self._release(slot)
-            if finished is not None:
-                finished(None)
+            finished(None)
             raise
         cancel = slot.cancel  # this request's flag: a replaced worker gets a new one
         try:
@@ -257,13 +272,11 @@ class ComputePool:
             raise
         except BrokenProcessPool:
             self._replace(slot)
-            if finished is not None:
-                finished(None)
+            finished(None)
             return died()
         except BaseException:
             self._release(slot)
-            if finished is not None:
-                finished(None)
+            finished(None)
             raise
         self.seconds += 0.2 * (time.monotonic() - started - self.seconds)
         self._release(slot)
@@ -279,8 +292,7 @@ class ComputePool:
             slot.renew()
             return slot.executor.submit(fn, *args)
 
-    def _finished(self, slot: Slot, future: Future[Reply],
-                  finished: Callable[[Reply | None], None] | None) -> None:
+    def _finished(self, slot: Slot, future: Future[Reply], finished: Finished) -> None:
         """A cancelled request's worker is done: its slot and blocks are free again."""
         error = None if future.cancelled() else future.exception()
         reply = None if future.cancelled() or error is not None else future.result()
@@ -288,8 +300,7 @@ class ComputePool:
             self._replace(slot)
         else:
             self._release(slot)
-        if finished is not None:
-            finished(reply)
+        finished(reply)
 
     def _replace(self, slot: Slot) -> None:
         """A new process for a slot whose worker died; what the dead one made and never

@@ -26,7 +26,7 @@ from ..models.store import ModelStore
 from ..settings import Settings
 from .body_limit import BodyLimit
 from .guard import Guard
-from .pool import BusyError, ComputePool
+from .pool import BusyError, ClientGoneError, ComputePool
 from .routers import health, models, run
 
 API = "/api/v1"
@@ -67,9 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
 
     @app.exception_handler(ClientDisconnect)
-    async def gone(request: Request, exc: ClientDisconnect) -> Response:
-        """The client went while its body was being read: nothing to answer, nothing to log
-        but the access line."""
+    @app.exception_handler(ClientGoneError)
+    async def gone(request: Request, exc: Exception) -> Response:
+        """The client went while its body was being read (ClientDisconnect), or before its
+        answer was ready (ClientGoneError: its work dropped or stopped): nothing to answer,
+        nothing to log but the access line."""
         return Response(status_code=499)
 
     @app.exception_handler(BusyError)

@@ -12,7 +12,7 @@ from ...contract.schemas import CellName
 from ...models.store import DamagedModelError, StorageError
 from ..compute import ingest
 from ..deps import ComputeDep, SettingsDep, StoreDep
-from ..pool import ClientGoneError, while_connected
+from ..pool import while_connected
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -75,16 +75,12 @@ async def upload_model(
     if len(data) > settings.max_upload_bytes:
         raise HTTPException(413, f"the file is larger than the limit of "
                             f"{settings.max_upload_bytes // 2**20} MiB")
-    ticket = pool.admit()  # or BusyError: 503 with Retry-After (app.py)
-    try:
-        reply = await while_connected(
-            request, pool.call(ingest, data, file.filename or "model", cell, vocab, name))
-    except ClientGoneError:
-        return Response(status_code=499)
-    except (StorageError, DamagedModelError) as exc:  # raised in the worker, sent back
-        raise HTTPException(exc.status, str(exc)) from None
-    finally:
-        ticket.release()
+    with pool.admit():  # or BusyError (503); a client gone meanwhile: 499 (app.py)
+        try:
+            reply = await while_connected(
+                request, pool.call(ingest, data, file.filename or "model", cell, vocab, name))
+        except (StorageError, DamagedModelError) as exc:  # raised in the worker, sent back
+            raise HTTPException(exc.status, str(exc)) from None
     return Response(reply.body, reply.status, media_type="application/json")
 
 

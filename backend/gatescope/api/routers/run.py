@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ...contract.encoding import Encoding
 from ...contract.responses import ErrorResponse, JacobianResponse, RunResponse
 from ..deps import ComputeDep
-from ..pool import Body, BodyResponse, ClientGoneError, while_connected
+from ..pool import Body, BodyResponse, while_connected
 
 router = APIRouter(tags=["run"])
 
@@ -87,15 +87,13 @@ def accepts_gzip(accept_encoding: str) -> bool:
 async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,
                    encoding: Encoding) -> Response:
     body = await request.body()  # before admission: a slow body holds no place in the pool
-    ticket = pool.admit()  # or BusyError: 503 with Retry-After (app.py)
-    try:
+    # admitted, or BusyError: 503 with Retry-After; a client gone meanwhile: its work is
+    # dropped, ClientGoneError, 499 (app.py). The place is held until the reply is ready (a
+    # body being sent is counted apart).
+    with pool.admit():
         t0 = time.perf_counter()
         reply, content = await while_connected(
             request, pool.run(kind, body, encoding, _gzip_ok(request)))
-    except ClientGoneError:  # its work is dropped; nobody is there to read an answer
-        return Response(status_code=499)
-    finally:
-        ticket.release()  # the reply is ready (a body being sent is counted apart)
     timing = {**reply.timing, "total": time.perf_counter() - t0}
     headers = {**reply.headers, "server-timing": server_timing(timing)} if reply.timing \
         else reply.headers

@@ -280,11 +280,9 @@ class ModelStore:
         except FileNotFoundError:
             raise self._damaged(model_id, "its model file is missing") from None
         except OSError as exc:
-            raise self._damaged(model_id, f"its model file cannot be read "
-                                f"({exc.strerror or exc})") from None
+            raise self._damaged(model_id, _unreadable(exc)) from None
         if found != size:
-            raise self._damaged(model_id, f"its model file is {found:,} bytes, not the "
-                                f"{size:,} it was stored with (cut short or changed)")
+            raise self._damaged(model_id, _wrong_size(found, size))
 
     def list(self) -> list[ModelInfo]:
         """The presets (by name), then the uploads (by id); a damaged upload is left out."""
@@ -369,12 +367,9 @@ class ModelStore:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise self._damaged(model_id, f"its model file cannot be read "
-                                f"({exc.strerror or exc})", preset) from None
+            raise self._damaged(model_id, _unreadable(exc), preset) from None
         if len(data) != info.bytes:
-            raise self._damaged(model_id, f"its model file is {len(data):,} bytes, not the "
-                                f"{info.bytes:,} it was stored with (cut short or changed)",
-                                preset)
+            raise self._damaged(model_id, _wrong_size(len(data), info.bytes), preset)
         if not checks.intact(info, data):
             raise self._damaged(model_id, "its model file's bytes no longer hash to its id "
                                 "(a byte changed on disk)", preset)
@@ -453,6 +448,15 @@ def _keys(files: list[Path]) -> tuple[tuple[int, ...], ...]:
         return tuple(_key(os.stat(f)) for f in files)
     except OSError:
         return ()
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"its model file cannot be read ({exc.strerror or exc})"
+
+
+def _wrong_size(found: int, stored: int) -> str:
+    return (f"its model file is {found:,} bytes, not the {stored:,} it was stored with (cut "
+            "short or changed)")
 
 
 def _shown(text: str) -> str:

@@ -33,6 +33,8 @@ import gatescope
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 from tests.helpers.server import running_server
 
+from timing import percentile
+
 T, D, H = 1024, 64, 256
 
 
@@ -165,7 +167,7 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| {binary['parse']:.1f} | {binary['run']:.1f} | {binary['encode']:.1f} | "
           f"{binary['total']:.1f} | {client:.1f} | {client - binary['total']:.1f} |")
-    p99 = health[min(len(health) - 1, int(0.99 * len(health)))]
+    p99 = percentile(health, 0.99)
     print()
     print(f"GET /health while a 4096-step run computes ({len(health)} requests over "
           f"{args.rounds} runs): median {statistics.median(health) * 1e3:.1f} ms, "

@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 from tests.helpers.server import running_server_process, workers
 
+from timing import percentile
+
 MEDIUM = json.dumps({"cell": "lstm", "hidden_size": 128,
                      "input": {"text": "abcdefgh" * 32}}).encode()
 MAXIMAL = json.dumps({"cell": "lstm", "hidden_size": 256,
@@ -83,11 +85,6 @@ def once(host: str, port: int, body: bytes) -> None:
                  {"content-type": "application/json"})
     conn.getresponse().read()
     conn.close()
-
-
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
 def main() -> None:

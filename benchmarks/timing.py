@@ -56,3 +56,9 @@ def median_times(contenders: dict[str, Callable[[], object]], rounds: int,
     """Median wall time (s) of each contender over `rounds` × `per_round` timed calls."""
     timings = Timings(contenders, rounds, per_round)
     return {name: timings.median(name) for name in contenders}
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """The q-quantile (0 ≤ q ≤ 1) of xs by rank, without interpolation; NaN for none."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")

@@ -120,15 +120,16 @@ export async function runJSON(request) {
   return response.blob();
 }
 
-// Every stored model and preset: the list comes in pages (at most 1000 each).
+// Every stored model and preset: the list comes in pages (at most MODEL_PAGE each).
+const MODEL_PAGE = 1000;
 export async function listModels() {
   const all = [];
-  for (let offset = 0; ; offset += 1000) {  // by what was asked: a page may come back short
-    const response = await fetch(`${API}/models?limit=1000&offset=${offset}`);
+  for (let offset = 0; ; offset += MODEL_PAGE) {  // by what was asked: a page may come back short
+    const response = await fetch(`${API}/models?limit=${MODEL_PAGE}&offset=${offset}`);
     if (!response.ok) throw await failure(response);
     const page = await response.json();
     all.push(...page.data);
-    if (!page.data.length || offset + 1000 >= page.count) return all;
+    if (!page.data.length || offset + MODEL_PAGE >= page.count) return all;
   }
 }
 

@@ -13,10 +13,13 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
   const progress = el("progress");
   const status = el("status");
 
-  form.addEventListener("submit", (ev) => { ev.preventDefault(); onSubmit(); });
-  form.addEventListener("input", (ev) => {
+  // an edit of a field goes into the state at once, typed: as it is typed ("input") and when
+  // it is committed ("change")
+  const edited = (ev) => {
     if (FIELDS.includes(ev.target.id)) onChange(ev.target.id, parse(ev.target.id, ev.target.value));
-  });
+  };
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); onSubmit(); });
+  form.addEventListener("input", edited);
   form.addEventListener("change", (ev) => {
     if (ev.target.id === "preset") {
       if (ev.target.value) onPreset(ev.target.value);
@@ -26,7 +29,7 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
       if (ev.target.files.length) onUpload(ev.target.files[0]);
       return;
     }
-    if (FIELDS.includes(ev.target.id)) onChange(ev.target.id, parse(ev.target.id, ev.target.value));
+    edited(ev);
     keepingState(refreshVisibility);
   });
   form.addEventListener("keydown", (ev) => {

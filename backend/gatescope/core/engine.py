@@ -1,9 +1,12 @@
 """The sequence loop: a stack of layers forward through time, then backpropagation through time.
 
 Shapes: T steps, N sequences, D input size, H hidden size, L layers, G gate blocks.
-Layer k > 0 takes layer k−1's h_t as its input at the same step. Only the recurrence is
-a Python loop; the input projection of every step (X W_ihᵀ + b_ih) is one matrix product
-before it, and the parameter gradients (dAᵀX, dAᵀH) are matrix products after it.
+Layer k > 0 takes layer k−1's h_t as its input at the same step. A bidirectional layer
+is two units, its forward direction reading x_0 … x_{T−1} and its reverse direction
+x_{T−1} … x_0; the layer above reads both, [h→_t; h←_t] (2H), as torch.nn.LSTM does.
+Only the recurrence is a Python loop; the input projection of every step (X W_ihᵀ + b_ih)
+is one matrix product before it, and the parameter gradients (dAᵀX, dAᵀH) are matrix
+products after it.
 
 Truncated BPTT with window k: the state that enters step t is detached whenever t is a
 positive multiple of k — values carry on, gradients stop, in every layer.
@@ -21,7 +24,7 @@ from threadpoolctl import ThreadpoolController
 from .cells import Cell, Trace, head
 from .cells.clamps import StepClamps
 from .memory import keep_freed_memory
-from .params import StateDict, param_names
+from .params import StateDict, unit_names
 
 # called between layers (and chunks of connectivity): a caller's way to stop a run early,
 # by raising; the math never needs one
@@ -75,33 +78,42 @@ class Gradients:
 def forward(
     cell: Cell, params: StateDict, X: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
     clamps: list[StepClamps | None] | None = None, checkpoint: Checkpoint = no_checkpoint,
+    directions: int = 1,
 ) -> list[Trace]:
     """Run every layer over the whole sequence.
 
-    X: (T, N, D). h0, c0: (L, N, H) initial states (c0 only for the LSTM).
-    clamps: per layer, None or one tuple of interventions per step (cells/clamps.py).
-    checkpoint: called before each layer. Returns one cell Trace per layer, bottom first.
+    X: (T, N, D). h0, c0: (L·directions, N, H) initial states (c0 only for the LSTM), one
+    per unit u = k·directions + d (PyTorch's h_0 order). directions 2: bidirectional, each
+    layer's reverse direction reading x_{T−1} … x_0, the layer above reading both (T, N, 2H).
+    clamps: per unit, None or one tuple of interventions per step in its reading order.
+    checkpoint: called before each unit. Returns one cell Trace per unit, bottom first, each
+    in its own reading order (a reverse direction's step r is input step T−1−r).
     """
     T, N, _ = X.shape
     traces = []
     layer_input = X
-    for k in range(h0.shape[0]):
-        checkpoint()
-        W_ih, W_hh, b_ih, b_hh = (params[name] for name in param_names(k))
-        # every step's input projection at once, as one 2-D product (a 3-D operand would make
-        # NumPy run T small products): (T·N, D_k) @ (D_k, G·H) → (T, N, G·H)
-        xw = (layer_input.reshape(T * N, -1) @ W_ih.T).reshape(T, N, -1)
-        b_folded, b_step = cell.split_recurrent_bias(b_hh)
-        xw += b_ih + b_folded
-        W_hhT = np.ascontiguousarray(W_hh.T)
-        trace = cell.new_trace(T, h0[k], None if c0 is None else c0[k])
-        layer_clamps = clamps[k] if clamps else None
-        with step_loop_threads():
-            cell.forward(xw, W_hhT, b_step, trace, layer_clamps)
-        if layer_clamps:
-            trace.clamped = clamped_masks(layer_clamps, (T, N, h0.shape[-1]))
-        traces.append(trace)
-        layer_input = trace.h[1:]
+    for k in range(h0.shape[0] // directions):
+        outputs = []
+        for d in range(directions):
+            u = k * directions + d
+            checkpoint()
+            W_ih, W_hh, b_ih, b_hh = (params[name] for name in unit_names(u, directions))
+            read = layer_input if d == 0 else layer_input[::-1]
+            # every step's input projection at once, as one 2-D product (a 3-D operand would
+            # make NumPy run T small products): (T·N, D_k) @ (D_k, G·H) → (T, N, G·H)
+            xw = (read.reshape(T * N, -1) @ W_ih.T).reshape(T, N, -1)
+            b_folded, b_step = cell.split_recurrent_bias(b_hh)
+            xw += b_ih + b_folded
+            W_hhT = np.ascontiguousarray(W_hh.T)
+            trace = cell.new_trace(T, h0[u], None if c0 is None else c0[u])
+            unit_clamps = clamps[u] if clamps else None
+            with step_loop_threads():
+                cell.forward(xw, W_hhT, b_step, trace, unit_clamps)
+            if unit_clamps:
+                trace.clamped = clamped_masks(unit_clamps, (T, N, h0.shape[-1]))
+            traces.append(trace)
+            outputs.append(trace.h[1:] if d == 0 else trace.h[:0:-1])  # in input order
+        layer_input = outputs[0] if directions == 1 else np.concatenate(outputs, axis=-1)
     return traces
 
 
@@ -123,74 +135,104 @@ def backward(
     truncate: int | None = None,
     param_grads: bool = True,
     checkpoint: Checkpoint = no_checkpoint,
+    directions: int = 1,
 ) -> Gradients:
-    """Backpropagation through time, from ∂L/∂h_t of the top layer (T, N, H).
+    """Backpropagation through time, from ∂L/∂(top layer's output) (T, N, directions·H),
+    in input order.
 
-    truncate: window k, or None for full BPTT. The traces may hold one sequence while dH_top
-    holds N: they broadcast, which runs N backward passes through one forward pass at once
-    (connectivity). param_grads=False skips the parameter gradients (then params is {}).
-    checkpoint: called before each layer.
+    truncate: window k, or None for full BPTT, counted in each direction's reading order.
+    The traces may hold one sequence while dH_top holds N: they broadcast, which runs N
+    backward passes through one forward pass at once (connectivity). param_grads=False
+    skips the parameter gradients (then params is {}). checkpoint: called before each unit.
+    Gradients.layers is per unit, each in its reading order, as the traces.
     """
-    T, N, H = dH_top.shape
-    L = len(traces)
+    T, N, _ = dH_top.shape
+    U = len(traces)
+    H = traces[0].h.shape[-1]
     dt = dH_top.dtype
-    layers: list[LayerGrads] = [None] * L  # type: ignore[list-item]
+    layers: list[LayerGrads] = [None] * U  # type: ignore[list-item]
     grads: StateDict = {}
-    dh0 = np.zeros((L, N, H), dt)
-    dc0 = np.zeros((L, N, H), dt) if cell.has_cell_state else None
-    d_external = dH_top  # ∂L/∂h_t from outside the recurrence: the loss or the layer above
-    for k in reversed(range(L)):
-        checkpoint()
-        trace = traces[k]
-        W_ih, W_hh, _, _ = (params[name] for name in param_names(k))
-        dA = np.empty((T, N, cell.blocks * H), dt)
-        dH = np.empty((T, N, H), dt)
-        dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
-        with step_loop_threads():
-            dh0[k], dc_first = cell.backward(trace.local, d_external, W_hh, truncate, dA, dH, dC)
-        if dc0 is not None:
-            dc0[k] = dc_first
+    dh0 = np.zeros((U, N, H), dt)
+    dc0 = np.zeros((U, N, H), dt) if cell.has_cell_state else None
+    d_external = dH_top  # ∂L/∂(layer output) from outside the recurrence: loss, layer above
+    for k in reversed(range(U // directions)):
+        layer_input = X if k == 0 else _output(traces, k - 1, directions)
+        d_input = None
+        for d in range(directions):
+            u = k * directions + d
+            checkpoint()
+            trace = traces[u]
+            W_ih, W_hh, _, _ = (params[name] for name in unit_names(u, directions))
+            ext = d_external[..., d * H:(d + 1) * H]
+            ext = ext if d == 0 else ext[::-1]  # into the reverse direction's reading order
+            dA = np.empty((T, N, cell.blocks * H), dt)
+            dH = np.empty((T, N, H), dt)
+            dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
+            with step_loop_threads():
+                dh0[u], dc_first = cell.backward(trace.local, ext, W_hh, truncate, dA, dH, dC)
+            if dc0 is not None:
+                dc0[u] = dc_first
 
-        flat = dA.reshape(T * N, -1)
-        if param_grads:
-            layer_input = X if k == 0 else traces[k - 1].h[1:]
-            flat_hh = cell.recurrent_grad(dA, trace).reshape(T * N, -1)
-            n_ih, n_hh, n_bih, n_bhh = param_names(k)
-            grads[n_ih] = flat.T @ layer_input.reshape(T * N, -1)  # dW_ih = Σ_t dA_tᵀ x_t
-            grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # dW_hh = Σ dA_tᵀ h_{t−1}
-            grads[n_bih] = flat.sum(axis=0)
-            grads[n_bhh] = flat_hh.sum(axis=0)
-        # ∂L/∂(this layer's input): the layer below's h, or x
-        d_external = (flat @ W_ih).reshape(T, N, -1)
-        layers[k] = LayerGrads(dH, dC, dA)
-    ordered = {name: grads[name] for k in range(L) for name in param_names(k) if name in grads}
+            flat = dA.reshape(T * N, -1)
+            if param_grads:
+                read = layer_input if d == 0 else layer_input[::-1]
+                flat_hh = cell.recurrent_grad(dA, trace).reshape(T * N, -1)
+                n_ih, n_hh, n_bih, n_bhh = unit_names(u, directions)
+                grads[n_ih] = flat.T @ read.reshape(T * N, -1)  # dW_ih = Σ_t dA_tᵀ x_t
+                grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # Σ dA_tᵀ h_{t−1}
+                grads[n_bih] = flat.sum(axis=0)
+                grads[n_bhh] = flat_hh.sum(axis=0)
+            # ∂L/∂(this layer's input): the layer below's output, or x
+            part = (flat @ W_ih).reshape(T, N, -1)
+            part = part if d == 0 else part[::-1]
+            d_input = part if d_input is None else d_input + part
+            layers[u] = LayerGrads(dH, dC, dA)
+        assert d_input is not None
+        d_external = d_input
+    ordered = {name: grads[name] for u in range(U) for name in unit_names(u, directions)
+               if name in grads}
     return Gradients(layers, d_external, ordered, dh0, dc0)
+
+
+def _output(traces: list[Trace], k: int, directions: int) -> np.ndarray:
+    """Layer k's output in input order: (T, N, directions·H), as the layer above reads it."""
+    fwd = traces[k * directions].h[1:]
+    if directions == 1:
+        return fwd
+    return np.concatenate([fwd, traces[k * directions + 1].h[:0:-1]], axis=-1)
 
 
 CONNECTIVITY_BYTES = 128 * 2**20  # the backward buffers of one chunk of outputs
 
 
 def connectivity(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trace],
-                 k: int, checkpoint: Checkpoint = no_checkpoint) -> np.ndarray:
-    """Distill's connectivity of layer k: (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂
-    for s ≤ t, else 0 — with full BPTT, whatever the run's truncation.
+                 u: int, checkpoint: Checkpoint = no_checkpoint, directions: int = 1
+                 ) -> np.ndarray:
+    """Distill's connectivity of unit u (layer u // directions, its direction u % directions):
+    (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂ in input order — with full BPTT,
+    whatever the run's truncation. Unidirectional, it is 0 for s > t.
 
     One backward pass per output step t, run as a batch: the traces (one sequence) broadcast
-    against N = a chunk of outputs, and a chunk ending at t1 only goes back from t1.
-    checkpoint: called before each chunk's layers.
+    against N = a chunk of outputs. Unidirectional, a chunk ending at t1 only goes back from
+    t1; a bidirectional stack reads the whole sequence, so every pass spans it.
+    checkpoint: called before each chunk's units.
     """
     T = X.shape[0]
-    H = traces[k].h.shape[-1]
-    per_output = T * cell.blocks * H * X.dtype.itemsize * 3  # dA, dH, dC and the rest
+    H = traces[u].h.shape[-1]
+    k, d = divmod(u, directions)
+    below = traces[:(k + 1) * directions]
+    per_output = T * cell.blocks * H * X.dtype.itemsize * 3 * directions  # dA, dH, dC, …
     chunk = max(1, min(T, CONNECTIVITY_BYTES // per_output))
     out = np.zeros((T, T), X.dtype)
     for t0 in range(0, T, chunk):
         t1 = min(T, t0 + chunk)
         n = t1 - t0
-        dH = np.zeros((t1, n, H), X.dtype)
-        dH[np.arange(t0, t1), np.arange(n), :] = 1.0  # output m of the chunk: Σ_j h_{t0+m}[j]
-        heads = [head(trace, t1) for trace in traces[:k + 1]]
-        grads = backward(cell, params, X[:t1], heads, dH, None, param_grads=False,
-                         checkpoint=checkpoint)
-        out[t0:t1, :t1] = np.linalg.norm(grads.input, axis=-1).T  # (n, t1)
-    return np.tril(out)
+        span = t1 if directions == 1 else T
+        dH = np.zeros((span, n, directions * H), X.dtype)
+        # output m of the chunk: Σ_j h_{t0+m}[j] of this unit
+        dH[np.arange(t0, t1), np.arange(n), d * H:(d + 1) * H] = 1.0
+        heads = [head(trace, t1) for trace in below] if directions == 1 else below
+        grads = backward(cell, params, X[:span], heads, dH, None, param_grads=False,
+                         checkpoint=checkpoint, directions=directions)
+        out[t0:t1, :span] = np.linalg.norm(grads.input, axis=-1).T  # (n, span)
+    return np.tril(out) if directions == 1 else out

@@ -2,8 +2,10 @@
 
 For layer k: weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H),
 bias_hh_l{k} (G·H), with D_0 = D and D_k = H above, and G gate blocks in PyTorch's order
-(LSTM i, f, g, o; GRU r, z, n; RNN one block). A model may add a readout on the top layer,
-as torch.nn.Linear names it: readout.weight (K, H), readout.bias (K) (readout.py).
+(LSTM i, f, g, o; GRU r, z, n; RNN one block). A bidirectional layer has the same four
+again with the suffix _reverse, and the layer above reads both: D_k = 2H. A model may add a
+readout on the top layer, as torch.nn.Linear names it: readout.weight (K, H), readout.bias
+(K) (readout.py).
 """
 
 from __future__ import annotations
@@ -15,18 +17,27 @@ from .cells import Cell
 StateDict = dict[str, np.ndarray]
 
 
-def param_names(layer: int) -> tuple[str, str, str, str]:
-    """PyTorch's state_dict names for one layer."""
-    return (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}", f"bias_hh_l{layer}")
+def param_names(layer: int, reverse: bool = False) -> tuple[str, str, str, str]:
+    """PyTorch's state_dict names for one layer (and direction: "_reverse" for the reverse
+    direction of a bidirectional layer)."""
+    s = f"_l{layer}" + ("_reverse" if reverse else "")
+    return (f"weight_ih{s}", f"weight_hh{s}", f"bias_ih{s}", f"bias_hh{s}")
 
 
-def shapes(cell: Cell, D: int, H: int, L: int) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape, in state_dict order."""
+def unit_names(unit: int, directions: int) -> tuple[str, str, str, str]:
+    """The names of one of the L·directions (layer, direction) units, k·directions + d."""
+    return param_names(unit // directions, unit % directions == 1)
+
+
+def shapes(cell: Cell, D: int, H: int, L: int, directions: int = 1
+           ) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, in state_dict order (per layer, the forward direction's, then
+    the reverse's). Layer k > 0 reads the layer below's directions·H outputs."""
     G = cell.blocks
     out: dict[str, tuple[int, ...]] = {}
-    for k in range(L):
-        w_ih, w_hh, b_ih, b_hh = param_names(k)
-        out[w_ih] = (G * H, D if k == 0 else H)
+    for u in range(L * directions):
+        w_ih, w_hh, b_ih, b_hh = unit_names(u, directions)
+        out[w_ih] = (G * H, D if u < directions else directions * H)
         out[w_hh] = (G * H, H)
         out[b_ih] = (G * H,)
         out[b_hh] = (G * H,)
@@ -35,7 +46,7 @@ def shapes(cell: Cell, D: int, H: int, L: int) -> dict[str, tuple[int, ...]]:
 
 def pytorch_init(cell: Cell, D: int, H: int, L: int, seed: int,
                  forget_bias: float | None, dtype: np.dtype | type,
-                 recurrent_scale: float = 1.0) -> StateDict:
+                 recurrent_scale: float = 1.0, directions: int = 1) -> StateDict:
     """PyTorch's default init: every tensor from U(−1/√H, 1/√H), drawn in state_dict order
     from one `np.random.default_rng(seed)` (in float64, then cast, so float32 and float64
     runs share their weights). `forget_bias` is added to b_if and b_hf (a cell with a forget
@@ -44,7 +55,7 @@ def pytorch_init(cell: Cell, D: int, H: int, L: int, seed: int,
     rng = np.random.default_rng(seed)
     bound = 1.0 / np.sqrt(H)
     params = {}
-    for name, shape in shapes(cell, D, H, L).items():
+    for name, shape in shapes(cell, D, H, L, directions).items():
         drawn = rng.uniform(-bound, bound, shape)
         if name.startswith("weight_hh"):
             drawn *= recurrent_scale
@@ -53,7 +64,7 @@ def pytorch_init(cell: Cell, D: int, H: int, L: int, seed: int,
         if "f" not in cell.gates:
             raise ValueError(f"a {cell.name} has no forget gate to give a bias")
         f = cell.gates.index("f")
-        for k in range(L):
-            for name in param_names(k)[2:]:
+        for u in range(L * directions):
+            for name in unit_names(u, directions)[2:]:
                 params[name][f * H:(f + 1) * H] += forget_bias
     return params

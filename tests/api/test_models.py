@@ -123,11 +123,14 @@ def test_object_arrays_in_npz_need_pickle_and_are_refused(client):
 CASES = [
     ("two RNNs", lambda: npz_bytes({**{f"a.{k}": v for k, v in state_dict(L=1).items()},
                                     **{f"b.{k}": v for k, v in state_dict(L=1).items()}}),
-     "several recurrent layers"),
+     "the file holds 2 RNNs: 'a', 'b'; say which with the rnn field"),
     ("no RNN", lambda: npz_bytes({"fc.weight": np.ones((2, 2), np.float32)}),
-     "no recurrent-layer tensors"),
-    ("bidirectional", lambda: npz_bytes({**state_dict(L=1), "weight_ih_l0_reverse":
-                                         np.ones((12, 4), np.float32)}), "bidirectional"),
+     "no recurrent layer in the file"),
+    ("proj_size", lambda: npz_bytes({**state_dict(L=1), "weight_hr_l0":
+                                     np.ones((2, 3), np.float32)}), "proj_size"),
+    ("half a bidirectional layer", lambda: npz_bytes({**state_dict(L=1), "weight_ih_l0_reverse":
+                                                      np.ones((12, 4), np.float32)}),
+     "weight_hh_l0_reverse is missing"),
     ("missing tensor", lambda: npz_bytes({k: v for k, v in state_dict(L=2).items()
                                           if k != "weight_hh_l1"}), "weight_hh_l1 is missing"),
     ("bad shape", lambda: npz_bytes({**state_dict(L=1), "bias_ih_l0":
@@ -440,7 +443,7 @@ def test_the_model_list_is_paged(tmp_path):
     store = ModelStore(tmp_path)
     uploads = sorted(store.add(safetensors_bytes(state_dict("rnn_tanh", D=2, H=2, L=1,
                                                             seed=2000 + k)),
-                               "m.safetensors")[0].model_id for k in range(105))
+                               "m.safetensors", "rnn_tanh")[0].model_id for k in range(105))
     presets = sorted(store.presets().values(), key=lambda p: p[1].name)
     everything = [info.model_id for _, info in presets] + uploads
     with make_client(tmp_path) as client:

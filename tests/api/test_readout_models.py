@@ -129,8 +129,6 @@ def test_readout_losses_need_a_readout(client):
 
 BAD = [
     # (tensor changes, metadata changes, loc, words the message must contain)
-    ({"readout.weight": np.zeros((4, 5))}, {}, ["body", "file", "readout.weight"], "(K, 3)"),
-    ({"readout.bias": np.zeros(3)}, {}, ["body", "file", "readout.bias"], "(4,)"),
     ({"readout.weight": np.zeros((1025, 3)), "readout.bias": np.zeros(1025)},
      {"labels": json.dumps([str(n) for n in range(1025)])}, ["body", "file", "readout.weight"],
      "1024"),
@@ -146,6 +144,25 @@ BAD = [
     ({}, {"card": json.dumps({"x": "y" * 70_000})}, ["body", "file", "card"], "65,536"),
     ({}, {"task": "t" * 101}, ["body", "file", "task"], "100"),
 ]
+
+
+@pytest.mark.parametrize(("tensors", "words"), [
+    ({"readout.weight": np.zeros((4, 5))}, "the head 'readout' is 4×5, but the RNN's top "
+     "layer has 3 outputs: a head must be K×3"),
+    ({"readout.bias": np.zeros(3)}, "'readout.bias' has shape (3,), but 'readout.weight' has "
+     "4 rows")])
+def test_a_linear_that_does_not_fit_is_ignored_and_refused_when_chosen(client, tensors, words):
+    """A (K, H') matrix on another width, or one whose bias does not match its rows, is no
+    head of this RNN: the description lists it as ignored; named as the head, it is a 422."""
+    data = safetensors_bytes({**readout_model(L=1), **tensors}, {"vocab": VOCAB})
+    info = upload(client, data)
+    assert info.status_code == 201, info.text
+    assert info.json()["head"] is None and info.json()["readout"] is None
+    assert info.json()["ignored"] == ["readout.bias", "readout.weight"]
+    r = upload(client, data, head="readout")
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["loc"] == ["body", "head"] and words in detail["msg"], detail
 
 
 @pytest.mark.parametrize(("tensors", "meta", "loc", "words"), BAD,

@@ -28,6 +28,7 @@ from ..contract.limits import Limits
 from ..contract.results import JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.files import ModelFileError
+from ..models.layout import ANY, Choice
 from ..models.store import DamagedModelError, ModelStore, StoreOptions
 from ..runner import jacobian, run
 from . import reply_blocks
@@ -162,11 +163,11 @@ def _encoded(result: RunResult | JacobianResult, encoding: Encoding, gzip_ok: bo
 
 
 def ingest(data: bytes, filename: str, cell: str | None, vocab: str | None,
-           name: str | None) -> Reply:
+           name: str | None, choice: Choice = ANY) -> Reply:
     """Parse, check and store one uploaded model."""
     assert _store is not None
     try:
-        info, created = _store.add(data, filename, cell, vocab, name)
+        info, created = _store.add(data, filename, cell, vocab, name, choice)
     except ModelFileError as exc:
         return error_reply(exc.status, [{"loc": ["body", exc.field], "msg": str(exc),
                                     "type": "model_file"}])

@@ -38,6 +38,12 @@ class LayerGrads(BaseModel):
 
 
 class LayerOut(BaseModel):
+    """One layer, or one direction of a bidirectional layer; every array in input order."""
+
+    layer: int = Field(0, description="the layer, numbered from 0 at the bottom")
+    direction: Literal["forward", "reverse"] = Field(
+        "forward", description="reverse: a bidirectional layer's second direction, whose "
+        "step t is its state after reading x_t … x_{T−1}")
     h: Array2 = Field(description="T×H hidden states")
     c: Array2 | None = Field(None, description="T×H cell states (LSTM only)")
     gates: dict[str, Array2] = Field(description="T×H post-activation values: LSTM i, f, g, "
@@ -54,7 +60,8 @@ class LayerOut(BaseModel):
 
 class Outputs(BaseModel):
     logits: Array2 = Field(description="T×K z_t = readout.weight h_t + readout.bias")
-    probs: Array2 = Field(description="T×K softmax(z_t) over the K outputs")
+    probs: Array2 = Field(description="T×K softmax(z_t) over the K outputs; for a "
+                          "one-output head (K = 1), σ(z_t)")
 
 
 class RunResponse(BaseModel):
@@ -66,18 +73,25 @@ class RunResponse(BaseModel):
     input_size: int
     hidden_size: int
     num_layers: int
+    bidirectional: bool = Field(False, description="layers then holds 2L entries: layer k's "
+                                "forward direction, then its reverse")
     truncate: int | None
     tokens: list[str] | None
     vocab: str | None
+    token_ids: list[int] | None = Field(None, description="a model with an embedding: the "
+                                        "token ids it read (given, or the text's in the vocab)")
     loss: Number
     outputs: Outputs | None = Field(None, description="a model with a readout: its outputs "
                                     "on the top layer's states (K = readout.weight's rows)")
     layers: list[LayerOut]
-    input_grad: Array2 = Field(description="T×D ∂L/∂x_t")
+    input_grad: Array2 = Field(description="T×D ∂L/∂x_t (with an embedding: ∂L/∂ the "
+                               "embedded vectors, T×E)")
     param_grads: dict[str, Array1 | Array2] = Field(
-        description="∂L/∂ every state_dict tensor, a readout's (readout.weight, readout.bias) "
-        "last")
-    initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1})")
+        description="∂L/∂ every parameter: an uploaded model's under its names in the file "
+        "(embedding, RNN, head), else PyTorch's plain names, a readout's (readout.weight, "
+        "readout.bias) last; none for a tensor the model lacks (bias=False)")
+    initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1}); "
+                                                  "2L×H bidirectional, PyTorch's h_0 order")
     grad_norm: dict[str, Number] | None = Field(
         None, description="with clip: the parameter gradients' total 2-norm before and after")
     warnings: list[str]
@@ -91,6 +105,36 @@ class JacobianResponse(BaseModel):
     terms: dict[str, Array2] = Field(description="LSTM: direct, forget, input, candidate")
     total: Array2
     warnings: list[str]
+
+
+class EmbeddingInfo(BaseModel):
+    """The torch.nn.Embedding in front of the RNN: token ids → vectors."""
+
+    name: str = Field(description='its module name in the file, e.g. "encoder"')
+    num_embeddings: int = Field(description="V, the token ids 0 … V − 1 it embeds")
+    embedding_dim: int = Field(description="E, the RNN's input size")
+
+
+class RNNInfo(BaseModel):
+    """The recurrent network the file holds."""
+
+    name: str = Field(description='its module name in the file ("" at the top level); '
+                      '"cells.{k}" for cells stacked as layers')
+    cell: CellName
+    layers: int
+    bidirectional: bool = False
+    proj_size: int = Field(0, description="an LSTM's projection size; 0 for none")
+    cells: bool = Field(False, description="a loop of nn.LSTMCell/GRUCell/RNNCell modules, "
+                        "one per layer, rather than one nn.LSTM/GRU/RNN")
+    bias: bool = Field(True, description="false for a file without biases (bias=False)")
+
+
+class HeadInfo(BaseModel):
+    """The torch.nn.Linear on the top layer's outputs."""
+
+    name: str = Field(description='its module name in the file, e.g. "fc"')
+    out_features: int = Field(description="K; 1 is a binary classifier (bce_with_logits)")
+    bias: bool = True
 
 
 class ModelInfo(BaseModel):
@@ -114,6 +158,13 @@ class ModelInfo(BaseModel):
     task: str | None = Field(None, description="the task the model was trained on")
     card: dict[str, Any] | None = Field(None, description="the model card: free-form JSON")
     preset: bool = Field(False, description="bundled with gatescope (read-only), not uploaded")
+    embedding: EmbeddingInfo | None = Field(None, description="what was found: the "
+                                            "embedding in front of the RNN, or null")
+    rnn: RNNInfo | None = Field(None, description="what was found: the RNN")
+    head: HeadInfo | None = Field(None, description="what was found: the Linear head on the "
+                                  "top layer, or null")
+    ignored: list[str] = Field(default_factory=list, description="every tensor of the file "
+                               "that is none of these, by name")
 
 
 class ModelList(BaseModel):

@@ -2,14 +2,16 @@
 run loads. Uploads and bundled presets go through the same checks.
 
     inspect(data, filename, limits, ...) → Checked(info, model)   every check, the id
+    describe(model_file, limits, ...)    → (info, model)          the same, for any source
     intact(info, data)                   → bool                   the bytes still have its id
     load(info, data)                     → StoredModel            a stored file, re-read
 
-What a file may hold besides the RNN (files.py reads it):
+What a file may hold besides the RNN (files.py reads it, layout.py finds its parts):
 
-    readout.weight (K, H), readout.bias (K)      a torch.nn.Linear on the top layer
+    <embedding>.weight (V, E)                    a torch.nn.Embedding in front
+    <head>.weight (K, H), <head>.bias (K)        a torch.nn.Linear on the top layer
     __metadata__ (safetensors, string values):   cell, vocab,
-        labels  a JSON list of K distinct strings: the readout's output names
+        labels  a JSON list of K distinct strings: the head's output names
         task    the task the model was trained on (a name)
         card    a JSON object: the model card
 
@@ -29,18 +31,13 @@ from typing import Any
 import numpy as np
 
 from ..contract.errors import invalid
-from ..contract.limits import Limits
-from ..contract.responses import ModelInfo
+from ..contract.limits import MAX_VOCAB, Limits
+from ..contract.responses import EmbeddingInfo, HeadInfo, ModelInfo, RNNInfo
 from ..core.cells import CELLS
-from .files import (
-    MAX_UNPACKED,
-    ModelFileError,
-    find_readout,
-    find_recurrent,
-    infer_cell,
-    read_model_file,
-)
-from .state_dict import check_readout, check_state_dict, infer_sizes
+from ..core.readout import BIAS
+from .files import MAX_UNPACKED, ModelFile, ModelFileError, read_model_file
+from .layout import ANY, EMBEDDING, NONE, Choice, Layout, locate
+from .state_dict import check_readout, check_state_dict
 from .stored import StoredModel
 
 MAX_LABEL_CHARS = 256
@@ -65,75 +62,125 @@ class Metadata:
     card: dict[str, Any] | None = None
 
 
-def content_id(data: bytes, cell: str, vocab: str | None) -> str:
+def content_id(data: bytes, cell: str, vocab: str | None, choice: Choice = ANY) -> str:
     """The id: a hash of the bytes and of what the upload's form fields decide, so the same
     upload (or a preset's file, uploaded) gives the same id."""
     digest = hashlib.sha256(data)
     digest.update(f"\0cell={cell}\0vocab={vocab}".encode())
+    if choice.given():  # (ids of uploads that chose nothing stay what they were)
+        digest.update(f"\0embedding={choice.embedding}\0rnn={choice.rnn}"
+                      f"\0head={choice.head}".encode())
     return digest.hexdigest()[:16]
 
 
 def inspect(data: bytes, filename: str, limits: Limits, cell: str | None = None,
             vocab: str | None = None, name: str | None = None, preset: bool = False,
-            max_unpacked: int = MAX_UNPACKED) -> Checked:
-    """Parse and check a model file; `cell` and `vocab` (the upload's form fields) override
-    the file's metadata; an .npz may unpack to `max_unpacked` bytes (the upload limit).
-    Raises ModelFileError or ValidationError."""
+            max_unpacked: int = MAX_UNPACKED, choice: Choice = ANY) -> Checked:
+    """Parse and check a model file; `cell`, `vocab` and `choice` (the upload's form fields)
+    override the file's metadata and choose among its parts; an .npz may unpack to
+    `max_unpacked` bytes (the upload limit). Raises ModelFileError or ValidationError."""
     parsed = read_model_file(filename, data, limits, max_unpacked)
-    prefix, state = find_recurrent(parsed)
-    cell = infer_cell(state, cell or parsed.metadata.get("cell"))
-    H, L = infer_sizes(state, ("file",))
-    D = int(np.shape(state["weight_ih_l0"])[-1]) if "weight_ih_l0" in state else 0
-    check_state_dict(CELLS[cell], state, D, H, L, ("file",))
+    info, model = describe(parsed, limits, cell, vocab, choice)
+    # a choice made is hashed as the parts it resolved to, which the info records
+    model_id = content_id(data, info.cell, info.vocab, chosen(info) if choice.given()
+                          else ANY)
+    info = info.model_copy(update={"model_id": model_id, "format": parsed.format,
+                                   "bytes": len(data), "preset": preset,
+                                   "name": name or Path(filename).stem or model_id})
+    return Checked(info, model)
+
+
+def describe(parsed: ModelFile, limits: Limits, cell: str | None = None,
+             vocab: str | None = None, choice: Choice = ANY
+             ) -> tuple[ModelInfo, StoredModel]:
+    """A parsed file's parts, every check on them, and the model a run loads; the info's
+    model_id, name, format and bytes are the caller's to set."""
+    layout = locate(parsed, choice, cell)
+    D, H, L = layout.sizes
+    check_state_dict(CELLS[layout.cell], layout.state, D, H, L, ("file",), layout.directions)
     if D == 0 or H == 0:
         raise ModelFileError("the model has no inputs or no hidden units (a zero-sized "
                              "weight matrix)")
     _check_limits(limits, D, H, L)
-    readout = find_readout(parsed)
-    K = None if readout is None else check_readout(readout, H, limits.max_classes, ("file",))
-    named = {**{prefix + k: v for k, v in state.items()}, **(readout or {})}
-    for key, value in named.items():
+    head = layout.head
+    K = None if head is None else check_readout(head, layout.directions * H,
+                                                limits.max_classes, ("file",))
+    for inside, value in _used(layout).items():
         if not np.all(np.isfinite(value)):
-            raise ModelFileError(f"tensor {key!r} holds NaN or infinite values")
+            raise ModelFileError(f"tensor {layout.names.get(inside, inside)!r} holds NaN or "
+                                 "infinite values")
     vocab = vocab if vocab is not None else parsed.metadata.get("vocab")
-    if vocab is not None and (len(vocab) != D or len(set(vocab)) != D):
-        raise ModelFileError(f"the vocab must be {D} distinct characters, one per input "
-                             f"unit (weight_ih_l0 has {D} columns); got {len(vocab)} "
-                             f"characters, {len(set(vocab))} distinct", field="vocab")
+    emb = layout.embedding
+    if emb is not None and not 1 <= emb.shape[0] <= MAX_VOCAB:
+        raise ModelFileError(f"the embedding {layout.embedding_name!r} has {emb.shape[0]:,} "
+                             f"rows: an embedding has 1 to {MAX_VOCAB:,} tokens",
+                             field="embedding")
+    units = D if emb is None else emb.shape[0]
+    if vocab is not None and (len(vocab) != units or len(set(vocab)) != units):
+        what = (f"weight_ih_l0 has {D} columns" if emb is None else
+                f"the embedding {layout.embedding_name!r} has {units} rows")
+        raise ModelFileError(f"the vocab must be {units} distinct characters, one per "
+                             f"{'input unit' if emb is None else 'token id'} ({what}); got "
+                             f"{len(vocab)} characters, {len(set(vocab))} distinct",
+                             field="vocab")
     meta = read_metadata(parsed.metadata, K)
-    model_id = content_id(data, cell, vocab)
-    info = ModelInfo(model_id=model_id, name=name or Path(filename).stem or model_id,
-                     cell=cell, input_size=D, hidden_size=H, num_layers=L, vocab=vocab,
-                     format=parsed.format, bytes=len(data), prefix=prefix, readout=K,
-                     labels=meta.labels, task=meta.task, card=meta.card, preset=preset)
-    return Checked(info, _stored(info, state, readout))
+    info = ModelInfo(
+        model_id="", name="", cell=layout.cell, input_size=D, hidden_size=H, num_layers=L,
+        vocab=vocab, prefix=f"{layout.rnn}." if layout.rnn else "", readout=K,
+        labels=meta.labels, task=meta.task, card=meta.card,
+        embedding=None if emb is None else EmbeddingInfo(
+            name=layout.embedding_name or "", num_embeddings=emb.shape[0], embedding_dim=D),
+        rnn=RNNInfo(name=layout.rnn, cell=layout.cell, layers=L, cells=layout.cells,
+                    bidirectional=layout.directions == 2, bias="bias_ih_l0" in layout.names),
+        head=None if head is None else HeadInfo(name=layout.head_name or "", out_features=K,
+                                                bias=BIAS in layout.names),
+        ignored=layout.ignored)
+    return info, _stored(info, layout)
+
+
+def chosen(info: ModelInfo) -> Choice:
+    """The parts an info records, as the choice that finds them in its file again (a model
+    stored before parts were recorded: its RNN, its readout if it had one, no embedding)."""
+    if info.rnn is None:
+        return Choice(embedding=NONE, rnn=info.prefix, head=None if info.readout else NONE)
+    return Choice(embedding=info.embedding.name if info.embedding else NONE,
+                  rnn=info.rnn.name, head=info.head.name if info.head else NONE)
 
 
 def intact(info: ModelInfo, data: bytes) -> bool:
     """Whether a stored file still holds the bytes its model id was made from (a flipped
     bit, a file cut short or a different file all change the hash)."""
-    return content_id(data, info.cell, info.vocab) == info.model_id
+    return any(content_id(data, info.cell, info.vocab, c) == info.model_id
+               for c in (ANY, chosen(info)))
 
 
 def load(info: ModelInfo, data: bytes) -> StoredModel:
     """A model the store checked when it was added, read again from its file (the store
-    checks `intact` first); everything but the tensors comes from its info. (A model stored
-    before readouts were read has info.readout None: it runs as it always did.) The bytes
+    checks `intact` first); everything but the tensors comes from its info. The bytes
     passed inspect's checks when they were stored, so the .npz cap is not applied again."""
     parsed = read_model_file(f"model.{info.format}", data, None, None)
-    _, state = find_recurrent(parsed)
-    return _stored(info, state, find_readout(parsed) if info.readout is not None else None)
+    return _stored(info, locate(parsed, chosen(info), info.cell))
 
 
-def _stored(info: ModelInfo, state: Mapping[str, np.ndarray],
-            readout: Mapping[str, np.ndarray] | None) -> StoredModel:
+def _used(layout: Layout) -> dict[str, np.ndarray]:
+    """Every tensor the model runs with, by gatescope's name."""
+    out = dict(layout.state)
+    if layout.embedding is not None:
+        out[EMBEDDING] = layout.embedding
+    return {**out, **(layout.head or {})}
+
+
+def _stored(info: ModelInfo, layout: Layout) -> StoredModel:
     """float64 copies of the tensors (gatescope.run casts them to the request's dtype)."""
     def f64(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in tensors.items()}
 
-    return StoredModel(info.cell, f64(state), info.vocab,
-                       None if readout is None else f64(readout), info.labels, info.task,
-                       info.card)
+    return StoredModel(info.cell, f64(layout.state), info.vocab,
+                       None if layout.head is None else f64(layout.head), info.labels,
+                       info.task, info.card,
+                       None if layout.embedding is None else np.asarray(layout.embedding,
+                                                                        np.float64),
+                       dict(layout.names), layout.directions)
 
 
 def _check_limits(limits: Limits, D: int, H: int, L: int) -> None:

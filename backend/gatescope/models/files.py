@@ -1,9 +1,9 @@
 """Reading uploaded model files: `.safetensors` (F16, F32, F64) and `.npz` (no pickle, ever).
 
     read_model_file(filename, data, limits, max_unpacked) → ModelFile  float tensors, metadata
-    find_recurrent(model_file)      → (prefix, state_dict)  "enc.lstm.weight_ih_l0" → "weight_ih_l0"
-    find_readout(model_file)        → {readout.weight, readout.bias} or None  "net.readout.weight"
-    infer_cell(state_dict, hint) → cell name, from weight_hh_l0's G·H rows (4 LSTM, 3 GRU, 1 RNN)
+
+Every tensor's name and shape is read; the vectors and matrices are read whole (an RNN, an
+embedding, a head are made of nothing else); what they are is layout.py's to find.
 
 Every problem raises ModelFileError with the HTTP status it deserves (415 for a format we
 never read, such as a pickled .pt; 422 for a readable file whose contents do not fit).
@@ -35,12 +35,8 @@ SAVE_AS_SAFETENSORS = (
     '    save_file(model.state_dict(), "model.safetensors")'
 )
 
-_RNN_NAME = re.compile(
-    r"(?P<prefix>.*?)(?P<name>(?:weight|bias)_(?:ih|hh)_l[0-9]{1,2})(?P<reverse>_reverse)?")
-_PROJECTION = re.compile(r"(?P<prefix>.*?)weight_hr_l[0-9]{1,2}(_reverse)?")
-# a torch.nn.Linear on the top layer, named readout in the model: "readout.weight", or
-# under any prefix as the RNN's tensors may be ("net.readout.weight")
-_READOUT = re.compile(r"(?P<prefix>.*?)readout\.(?P<name>weight|bias)")
+_RNN_NAME = re.compile(r"(?:.*\.)?(?P<name>(?:weight|bias)_(?:ih|hh))(?:_l(?P<layer>[0-9]+))?"
+                       r"(?:_reverse)?")
 
 
 class ModelFileError(ValueError):
@@ -54,14 +50,17 @@ class ModelFileError(ValueError):
 
 @dataclass
 class ModelFile:
-    """A parsed upload. tensors: the float tensors; unreadable: {name: dtype} of the others
-    (an error only if the RNN needs one); metadata: safetensors `__metadata__`, else {}."""
+    """A parsed upload. tensors: the float vectors and matrices; unreadable: {name: dtype}
+    of the vectors and matrices of another dtype (an error only if the model needs one);
+    shapes: every tensor's; others: the names of the rest (not read); metadata: safetensors
+    `__metadata__`, else {}."""
 
     tensors: dict[str, np.ndarray]
     format: str = "safetensors"  # or "npz"
     unreadable: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
-    others: list[str] = field(default_factory=list)  # names of tensors no RNN needs: not read
+    others: list[str] = field(default_factory=list)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def read_model_file(filename: str, data: bytes, limits: Limits | None = None,
@@ -140,7 +139,8 @@ def read_safetensors(data: bytes) -> ModelFile:
     _check_layout(tensors, len(buffer))
     out = ModelFile({}, metadata=meta)
     for name, info in tensors.items():
-        if not _wanted(name):
+        out.shapes[name] = tuple(info["shape"])
+        if not _wanted(out.shapes[name]):
             out.others.append(name)
         elif info["dtype"] in DTYPES:
             out.tensors[name] = _tensor(name, info, buffer)
@@ -177,10 +177,9 @@ def _check_layout(entries: Mapping[str, dict], size: int) -> None:
                              "(the safetensors library refuses this file)")
 
 
-def _wanted(name: str) -> bool:
-    """Only a recurrent layer's tensors and the readout's are read; an embedding is not."""
-    return bool(_RNN_NAME.fullmatch(name) or _PROJECTION.fullmatch(name)
-                or _READOUT.fullmatch(name))
+def _wanted(shape: tuple[int, ...]) -> bool:
+    """Vectors and matrices are read: an RNN, an embedding and a head hold nothing else."""
+    return len(shape) in (1, 2)
 
 
 def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
@@ -197,40 +196,40 @@ def _tensor(name: str, info: dict, buffer: memoryview) -> np.ndarray:
 def read_npz(data: bytes, limits: Limits | None = None,
              max_unpacked: int | None = MAX_UNPACKED) -> ModelFile:
     """An .npz archive of .npy arrays, never unpickled. Nothing is inflated until every
-    wanted member (a recurrent layer's or the readout's) passed these checks: their total
-    size is at most `max_unpacked` (the upload limit: what a .safetensors file may hold),
-    and each one's .npy header (its first bytes) declares no object dtype (that needs
-    pickle), a shape that matches the bytes that follow it, and no more values than
-    `limits` allow a tensor of its name. So a zip bomb is refused from its directory and
+    member's .npy header (its first bytes) was read and the vectors and matrices passed
+    these checks: their total size is at most `max_unpacked` (the upload limit: what a
+    .safetensors file may hold), and each one declares no object dtype (that needs pickle),
+    a shape that matches the bytes that follow it, and, for an RNN's tensor, no more values
+    than `limits` allow a tensor of its name. So a zip bomb is refused from its directory and
     headers, and nothing is allocated for data that is not there."""
     out = ModelFile({}, format="npz")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            wanted = []
-            for member in zf.infolist():
-                key = member.filename[:-len(".npy")]
+            headers = []
+            for member in zf.infolist():  # every header first: nothing is inflated yet
                 if not member.filename.endswith(".npy"):
                     continue
-                if _wanted(key):
-                    wanted.append(member)
-                else:
+                key = member.filename[:-len(".npy")]
+                with zf.open(member) as f:
+                    shape, dtype = _npy_header(key, f)
+                    header = f.tell()
+                out.shapes[key] = shape
+                if not _wanted(shape):
                     out.others.append(key)
-            total = sum(m.file_size for m in wanted)
+                    continue
+                if dtype.hasobject:
+                    raise ModelFileError(f"array {key!r} holds Python objects, which "
+                                         "cannot be read without unpickling; store plain "
+                                         "float arrays")
+                headers.append((key, member, shape, dtype, header))
+            total = sum(member.file_size for _, member, *_ in headers)
             if max_unpacked is not None and total > max_unpacked:
                 raise ModelFileError(f"the .npz's tensors would unpack to {_size(total)}, "
                                      f"over the limit of {_size(max_unpacked)} (the upload "
                                      "limit); store the model as .safetensors, or with fewer "
                                      "or smaller tensors")
             read = []
-            for member in wanted:  # every header first: nothing is inflated yet
-                key = member.filename[:-len(".npy")]
-                with zf.open(member) as f:
-                    shape, dtype = _npy_header(key, f)
-                    header = f.tell()
-                if dtype.hasobject:
-                    raise ModelFileError(f"array {key!r} holds Python objects, which "
-                                         "cannot be read without unpickling; store plain "
-                                         "float arrays")
+            for key, member, shape, dtype, header in headers:
                 if dtype.kind != "f":
                     out.unreadable[key] = str(dtype)
                     continue
@@ -254,27 +253,21 @@ def read_npz(data: bytes, limits: Limits | None = None,
 def _check_declared(key: str, shape: tuple[int, ...], count: int, limits: Limits) -> None:
     """At most as many values as a tensor of this name has in the largest model `limits`
     allow (each dimension is checked against its own limit later, with the whole model)."""
-    H, D, K = limits.max_hidden, limits.max_input, limits.max_classes
+    H, D = limits.max_hidden, limits.max_input
     rnn = _RNN_NAME.fullmatch(key)
-    if rnn is not None:
-        name = rnn["name"]
-        layer = int(name.rsplit("_l", 1)[1])
-        if layer >= limits.max_layers:
-            raise ModelFileError(f"array {key!r} belongs to layer {layer}, over this server's "
-                                 f"limit of {limits.max_layers} layers")
-        if name.startswith("bias"):
-            most, what = 4 * H, f"bias (4 × hidden size ≤ {H})"
-        elif name.startswith("weight_ih"):
-            most, what = 4 * H * max(D, H), \
-                f"weight_ih (4 × hidden size ≤ {H}, by input size ≤ {max(D, H)})"
-        else:
-            most, what = 4 * H * H, f"weight_hh (4 × hidden size ≤ {H}, by hidden size ≤ {H})"
-    elif key.endswith("readout.bias"):
-        most, what = K, f"readout bias (K ≤ {K} outputs)"
-    elif key.endswith("readout.weight"):
-        most, what = K * H, f"readout weight (K ≤ {K} outputs, by hidden size ≤ {H})"
-    else:  # weight_hr: refused later, with its own message
-        most, what = H * H, f"weight_hr (hidden size ≤ {H}, by hidden size ≤ {H})"
+    if rnn is None:
+        return  # an embedding, a head or another layer: the total's cap holds it
+    name, layer = rnn["name"], int(rnn["layer"] or 0)
+    if layer >= limits.max_layers:
+        raise ModelFileError(f"array {key!r} belongs to layer {layer}, over this server's "
+                             f"limit of {limits.max_layers} layers")
+    if name.startswith("bias"):
+        most, what = 4 * H, f"bias (4 × hidden size ≤ {H})"
+    elif name.startswith("weight_ih"):
+        most, what = 4 * H * max(D, H), \
+            f"weight_ih (4 × hidden size ≤ {H}, by input size ≤ {max(D, H)})"
+    else:
+        most, what = 4 * H * H, f"weight_hh (4 × hidden size ≤ {H}, by hidden size ≤ {H})"
     if count > most:
         raise ModelFileError(f"array {key!r} declares shape {shape}: {count:,} values, more "
                              f"than a {what} holds under this server's limits ({most:,} "
@@ -293,112 +286,3 @@ def _npy_header(key: str, f: Any) -> tuple[tuple[int, ...], np.dtype]:
             else np.lib.format.read_array_header_2_0)
     shape, _fortran_order, dtype = read(f)
     return tuple(shape), np.dtype(dtype)
-
-
-def find_recurrent(model: ModelFile) -> tuple[str, dict[str, np.ndarray]]:
-    """The RNN's tensors under their plain names, and the prefix they had.
-
-    Other tensors (an embedding, a decoder) are ignored; two RNNs with different prefixes
-    are ambiguous, and bidirectional or projected LSTMs are not supported.
-    """
-    groups: dict[str, dict[str, np.ndarray | str]] = {}
-    for key, value in _every_tensor(model).items():
-        m = _RNN_NAME.fullmatch(key)
-        if m is None:
-            if _PROJECTION.fullmatch(key):
-                raise ModelFileError(f"{key!r}: LSTMs with proj_size are not supported")
-            continue
-        if m["reverse"]:
-            raise ModelFileError(f"{key!r}: bidirectional RNNs are not supported; upload a "
-                                 "unidirectional one")
-        groups.setdefault(m["prefix"], {})[m["name"]] = value
-    if not groups:
-        shown = ", ".join(sorted(model.tensors)[:8]) or "none"
-        raise ModelFileError("no recurrent-layer tensors (weight_ih_l0, weight_hh_l0, …) in "
-                             f"the file; its tensors: {shown}")
-    if len(groups) > 1:
-        shown = ", ".join(repr(p) for p in sorted(groups))
-        raise ModelFileError(f"the file holds several recurrent layers (prefixes {shown}); "
-                             "upload a file holding one")
-    prefix, found = next(iter(groups.items()))
-    state = _readable(prefix, found)
-    for name, value in state.items():
-        is_weight = name.startswith("weight")
-        if value.ndim != (2 if is_weight else 1):
-            what = "a weight must be a matrix" if is_weight else "a bias must be a vector"
-            raise ModelFileError(f"tensor {prefix + name!r} has shape {tuple(value.shape)}: "
-                                 f"{what}")
-    if not any(name.startswith("bias") for name in state):  # nn.LSTM(bias=False)
-        for name in list(state):
-            rows = np.shape(state[name])[0]
-            state[name.replace("weight", "bias")] = np.zeros(rows, state[name].dtype)
-    return prefix, state
-
-
-def find_readout(model: ModelFile) -> dict[str, np.ndarray] | None:
-    """The readout's tensors under their plain names, {"readout.weight": (K, H),
-    "readout.bias": (K,)}, or None when the file has none. A readout saved without a bias
-    (torch.nn.Linear(bias=False)) gets a zero one. Shapes against the RNN are checked by
-    state_dict.check_readout."""
-    groups: dict[str, dict[str, np.ndarray | str]] = {}
-    for key, value in _every_tensor(model).items():
-        m = _READOUT.fullmatch(key)
-        if m is not None:
-            groups.setdefault(m["prefix"], {})[f"readout.{m['name']}"] = value
-    if not groups:
-        return None
-    if len(groups) > 1:
-        shown = ", ".join(repr(p + "readout") for p in sorted(groups))
-        raise ModelFileError(f"the file holds several readouts ({shown}); upload a file "
-                             "holding one")
-    prefix, found = next(iter(groups.items()))
-    readout = _readable(prefix, found)
-    weight = readout.get("readout.weight")
-    if weight is None:
-        raise ModelFileError(f"the file has {prefix}readout.bias but no {prefix}readout.weight "
-                             "(K×H): a readout needs its weight")
-    if "readout.bias" not in readout:  # shapes are checked later, against the RNN's
-        readout["readout.bias"] = np.zeros(np.shape(weight)[:1], weight.dtype)
-    return readout
-
-
-def _every_tensor(model: ModelFile) -> dict[str, np.ndarray | str]:
-    """Every tensor of the file by name: the array, or the dtype of one gatescope cannot read."""
-    return {**model.unreadable, **model.tensors}
-
-
-def _readable(prefix: str, found: Mapping[str, np.ndarray | str]) -> dict[str, np.ndarray]:
-    """The tensors found under a prefix, each one gatescope can read (else the error says
-    which and how to convert it)."""
-    out = {}
-    for name, value in found.items():
-        if isinstance(value, str):
-            raise ModelFileError(f"tensor {prefix + name!r} has dtype {value}; "
-                                 "gatescope reads F16, F32 and F64 (float16/32/64) — "
-                                 "convert it with tensor.float() before saving")
-        out[name] = value
-    return out
-
-
-def infer_cell(state: Mapping[str, np.ndarray], hint: str | None) -> str:
-    """lstm / gru / rnn_tanh / rnn_relu from weight_hh_l0 (G·H, H): G = 4, 3 or 1.
-
-    An RNN's nonlinearity is not in its weights: `hint` (rnn_tanh by default) says which.
-    """
-    w = state.get("weight_hh_l0")
-    if w is None or w.ndim != 2 or w.shape[1] == 0 or w.shape[0] % w.shape[1]:
-        raise ModelFileError("weight_hh_l0 is missing or not a (G·H, H) matrix")
-    inferred = {4: "lstm", 3: "gru", 1: "rnn"}.get(w.shape[0] // w.shape[1])
-    if inferred is None:
-        raise ModelFileError(f"weight_hh_l0 has shape {tuple(w.shape)}: {w.shape[0]} rows is "
-                             f"not 4, 3 or 1 × H = {w.shape[1]} (LSTM, GRU, RNN)")
-    if inferred == "rnn":
-        if hint not in (None, "rnn_tanh", "rnn_relu"):
-            raise ModelFileError(f"the weights are a plain RNN's (G = 1), not a {hint}'s",
-                                 field="cell")
-        return hint or "rnn_tanh"
-    if hint is not None and hint != inferred:
-        raise ModelFileError(f"the weights are an {inferred.upper()}'s (weight_hh_l0 has "
-                             f"{w.shape[0]} = {w.shape[0] // w.shape[1]}×{w.shape[1]} rows), "
-                             f"not a {hint}'s", field="cell")
-    return inferred

@@ -2,8 +2,8 @@
 in a request and for an uploaded model file, each error a ValidationError at `loc` naming the
 tensor and the shape it needs.
 
-    infer_sizes(tensors, loc)                    → (H, L) from the names and weight_hh_l0
-    check_state_dict(cell, tensors, D, H, L, loc)  every tensor present with its shape
+    infer_sizes(tensors, loc)          → (H, L, directions) from the names and weight_hh_l0
+    check_state_dict(cell, tensors, D, H, L, loc, directions)  every tensor, with its shape
     check_readout(readout, H, max_classes, loc)  → K: readout.weight (K, H), readout.bias (K)
 """
 
@@ -20,14 +20,15 @@ from ..core.cells import Cell
 from ..core.params import shapes
 from ..core.readout import BIAS, WEIGHT
 
-_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})")
+_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})(_reverse)?")
 
 
-def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, int]:
-    """(H, L) from the names and weight_hh_l0's shape: L is one past the highest layer named
-    (a gap in the layers is check_state_dict's to find). Every name must be a recurrent
-    layer's."""
+def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, int, int]:
+    """(H, L, directions) from the names and weight_hh_l0's shape: L is one past the highest
+    layer named (a gap in the layers is check_state_dict's to find), directions 2 where a
+    name ends in _reverse. Every name must be a recurrent layer's."""
     layers = set()
+    directions = 1
     for name in tensors:
         m = _NAME.fullmatch(name)
         if m is None:
@@ -35,6 +36,8 @@ def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, 
                           "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and "
                           f"optionally {WEIGHT}, {BIAS})", name)
         layers.add(int(m.group(2)))
+        if m.group(3):
+            directions = 2
     L = max(layers, default=-1) + 1
     if "weight_hh_l0" not in tensors:
         raise invalid((*loc, "weight_hh_l0"), "weight_hh_l0 is missing", None)
@@ -42,26 +45,26 @@ def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, 
     if len(w_hh) != 2:
         raise invalid((*loc, "weight_hh_l0"), f"weight_hh_l0 must be a matrix (G·H, H), got "
                       f"shape {w_hh}", None)
-    return w_hh[1], L
+    return w_hh[1], L, directions
 
 
 def check_state_dict(cell: Cell, tensors: Mapping[str, np.ndarray], D: int, H: int, L: int,
-                     loc: tuple[str, ...]) -> None:
+                     loc: tuple[str, ...], directions: int = 1) -> None:
     """Every tensor present with its shape, nothing else."""
-    expected = shapes(cell, D, H, L)
+    expected = shapes(cell, D, H, L, directions)
+    what = f"{L}-layer {'bidirectional ' if directions == 2 else ''}{cell.name}"
     for name in expected:
         if name not in tensors:
-            raise invalid((*loc, name), f"{name} is missing: a {L}-layer {cell.name} needs "
+            raise invalid((*loc, name), f"{name} is missing: a {what} needs "
                           f"{', '.join(expected)}", None)
     for name, shape in expected.items():
         got = tuple(np.shape(tensors[name]))
         if got != shape:
-            raise invalid((*loc, name), f"{name} has shape {got}, but a {cell.name} with "
+            raise invalid((*loc, name), f"{name} has shape {got}, but a {what} with "
                           f"input size {D} and hidden size {H} needs {shape}", None)
     extra = sorted(set(tensors) - set(expected))
     if extra:
-        raise invalid((*loc, extra[0]), f"unexpected tensor {extra[0]!r} for a {L}-layer "
-                      f"{cell.name}", None)
+        raise invalid((*loc, extra[0]), f"unexpected tensor {extra[0]!r} for a {what}", None)
 
 
 def check_readout(readout: Mapping[str, Any], H: int, max_classes: int,

@@ -57,6 +57,7 @@ from .files import (
     MAX_UNPACKED,
     ModelFileError,  # re-exported: what add() raises
 )
+from .layout import ANY, Choice
 from .stored import StoredModel
 
 _ID = re.compile(r"^[0-9a-f]{16}$")
@@ -162,8 +163,9 @@ class ModelStore:
 
     # ── writing ──────────────────────────────────────────────────────────────────────
     def add(self, data: bytes, filename: str, cell: str | None = None, vocab: str | None = None,
-            name: str | None = None) -> tuple[ModelInfo, bool]:
-        """Store an upload. Returns (its info, True if new / False if already stored — as
+            name: str | None = None, choice: Choice = ANY) -> tuple[ModelInfo, bool]:
+        """Store an upload; `choice` picks its embedding, RNN and head where several fit.
+        Returns (its info, True if new / False if already stored — as
         an upload or as a preset). A damaged copy of the same model is replaced (and kept
         as .damaged-<model_id>/).
 
@@ -172,7 +174,7 @@ class ModelStore:
         (503) when the data directory cannot take it.
         """
         info = checks.inspect(data, filename, self.limits, cell, vocab, name,
-                              max_unpacked=self.max_upload_bytes).info
+                              max_unpacked=self.max_upload_bytes, choice=choice).info
         model_id = info.model_id
         if model_id in self.presets():
             return self.presets()[model_id][1], False

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Respon
 from ...contract.errors import ModelNotFoundError
 from ...contract.responses import ErrorResponse, ModelInfo, ModelList
 from ...contract.schemas import CellName
+from ...models.layout import Choice
 from ...models.store import DamagedModelError, StorageError
 from ..compute import ingest
 from ..deps import ComputeDep, SettingsDep, StoreDep
@@ -50,6 +51,10 @@ CellField = Annotated[CellName | None, Form(
 VocabField = Annotated[str | None, Form(min_length=1, max_length=1024, description=(
     "the characters of the input units, in order, for text input"))]
 NameField = Annotated[str | None, Form(min_length=1, max_length=200)]
+PartField = Annotated[str | None, Form(
+    max_length=200, pattern=r"^[A-Za-z0-9_.{}]*$",
+    description='a module name in the file ("encoder", "rnn.lstm"; "" for the top level), '
+    'or "none": which part to take where several fit')]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE, description=(
     f"how many models to return, 1 … {MAX_PAGE}"))]
 OffsetQuery = Annotated[int, Query(ge=0, le=2**31, description=(
@@ -67,6 +72,9 @@ async def upload_model(
     cell: CellField = None,
     vocab: VocabField = None,
     name: NameField = None,
+    embedding: PartField = None,
+    rnn: PartField = None,
+    head: PartField = None,
 ) -> Response:
     """Store a model. The cell, sizes and layers are read from the tensors; the id comes
     from the content (the same upload gives the same id: 201 the first time, 200 after).
@@ -78,7 +86,8 @@ async def upload_model(
     with pool.admit():  # or BusyError (503); a client gone meanwhile: 499 (app.py)
         try:
             reply = await while_connected(
-                request, pool.call(ingest, data, file.filename or "model", cell, vocab, name))
+                request, pool.call(ingest, data, file.filename or "model", cell, vocab, name,
+                                    Choice(embedding, rnn, head)))
         except (StorageError, DamagedModelError) as exc:  # raised in the worker, sent back
             raise HTTPException(exc.status, str(exc)) from None
     return Response(reply.body, reply.status, media_type="application/json")

@@ -17,7 +17,8 @@ from .encoding import jsonable, walk_arrays
 
 @dataclass
 class LayerResult:
-    """One layer.
+    """One layer, or one direction of a bidirectional layer (`layer`, `direction`); every
+    array in input order (a reverse direction's step t: its state after reading x_t … x_{T−1}).
 
     h, c: (T, H) states after each step (c: LSTM only, else None).
     gates: post-activation values {"i", "f", "g", "o"} / {"r", "z", "n"} / {}, each (T, H).
@@ -37,9 +38,11 @@ class LayerResult:
     grads: dict[str, Any]
     jacobian: dict[str, Any]
     connectivity: np.ndarray | None = None
+    layer: int = 0
+    direction: str = "forward"  # or "reverse": a bidirectional layer's second unit
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"h": self.h}
+        out: dict[str, Any] = {"layer": self.layer, "direction": self.direction, "h": self.h}
         if self.c is not None:
             out["c"] = self.c
         out.update(gates=self.gates, pre=self.pre, grads=self.grads, jacobian=self.jacobian)
@@ -52,8 +55,10 @@ class LayerResult:
 class RunResult:
     """A forward pass and BPTT over one sequence. docs/API.md describes every field.
 
-    input_grad: (T, D) ∂L/∂x_t. param_grads: ∂L/∂ each state_dict tensor, PyTorch's names
-    (a readout's last: readout.weight (K, H), readout.bias (K)).
+    input_grad: (T, D) ∂L/∂x_t (a model with an embedding: ∂L/∂ the embedded vectors, T×E).
+    param_grads: ∂L/∂ each parameter under the model's names (an uploaded model's as in its
+    file; otherwise PyTorch's plain names, a readout's last: readout.weight (K, H),
+    readout.bias (K)); none for a tensor the model lacks (bias=False).
     initial_state_grad: {"h": (L, H), "c": (L, H) LSTM only}, ∂L/∂ the states entering step 0.
     outputs: a readout model's {"logits": (T, K), "probs": (T, K)}, else None.
     """
@@ -77,16 +82,20 @@ class RunResult:
     finite: bool = False
     grad_norm: dict[str, float] | None = None  # {"total", "clipped"} when clipping
     outputs: dict[str, np.ndarray] | None = None  # {"logits", "probs"} with a readout
+    token_ids: list[int] | None = None  # a model with an embedding: the ids it read
+    bidirectional: bool = False  # layers then holds two entries per layer
 
     def as_dict(self) -> dict[str, Any]:
         """The response's structure with the arrays left as NumPy arrays."""
         extra = {} if self.grad_norm is None else {"grad_norm": self.grad_norm}
         outputs = {} if self.outputs is None else {"outputs": self.outputs}
+        ids = {} if self.token_ids is None else {"token_ids": self.token_ids}
         return {
             "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
             "input_size": self.input_size, "hidden_size": self.hidden_size,
-            "num_layers": self.num_layers, "truncate": self.truncate,
-            "tokens": self.tokens, "vocab": self.vocab, "loss": self.loss, **outputs,
+            "num_layers": self.num_layers, "bidirectional": self.bidirectional,
+            "truncate": self.truncate,
+            "tokens": self.tokens, "vocab": self.vocab, **ids, "loss": self.loss, **outputs,
             "layers": [layer.as_dict() for layer in self.layers],
             "input_grad": self.input_grad, "param_grads": self.param_grads,
             "initial_state_grad": self.initial_state_grad, **extra, "warnings": self.warnings,

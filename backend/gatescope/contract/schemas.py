@@ -17,10 +17,12 @@ from .limits import (
     MAX_INPUT,
     MAX_LAYERS,
     MAX_STEPS,
+    MAX_VOCAB,
 )
 
 CellName = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
 DType = Literal["float64", "float32"]
+Direction = Literal["forward", "reverse"]
 
 
 class Strict(BaseModel):
@@ -43,6 +45,7 @@ Int = Annotated[int, BeforeValidator(_integral)]
 StepIndex = Annotated[int, Field(ge=0, lt=MAX_STEPS), BeforeValidator(_integral)]  # 0 ≤ t < T
 StepCount = Annotated[int, Field(ge=1, le=MAX_STEPS), BeforeValidator(_integral)]  # 1 ≤ k ≤ T
 ClassIndex = Annotated[int, Field(ge=0, lt=MAX_CLASSES), BeforeValidator(_integral)]
+TokenId = Annotated[int, Field(ge=0, lt=MAX_VOCAB), BeforeValidator(_integral)]
 LayerIndex = Annotated[int, Field(ge=0, lt=MAX_LAYERS), BeforeValidator(_integral)]
 UnitIndex = Annotated[int, Field(ge=0, lt=MAX_HIDDEN), BeforeValidator(_integral)]
 ClassTargets = Annotated[list[ClassIndex | None], Field(min_length=1, max_length=MAX_STEPS)]
@@ -52,7 +55,8 @@ UnitList = Annotated[list[UnitIndex], Field(min_length=1, max_length=MAX_HIDDEN)
 Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]  # D numbers
 HiddenRow = Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]  # H numbers
 StepRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_STEPS)]  # T×H
-LayerRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_LAYERS)]  # L×H
+# L×H, or (2L)×H bidirectional (PyTorch's h_0 order: layer k's forward row 2k, reverse 2k+1)
+LayerRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=2 * MAX_LAYERS)]
 # a state_dict tensor: a bias (G·H) or a weight (G·H rows of D or H), G·H ≤ 4·1024
 TensorVector = Annotated[list[float], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
 TensorMatrix = Annotated[list[Row], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
@@ -84,32 +88,41 @@ Values = Annotated[
 
 
 class Input(Strict):
-    """The sequence: `text` (one token per Unicode code point, one-hot over `vocab`) or
-    `values` (T×D numbers, or T numbers)."""
+    """The sequence: `text` (one token per Unicode code point, one-hot over `vocab`, or its
+    token id in `vocab` for a model with an embedding), `values` (T×D numbers, or T
+    numbers) or `tokens` (T token ids, for a model with an embedding)."""
 
     model_config = ConfigDict(json_schema_extra={
         "examples": [{"text": "hello world"}, {"text": "abba", "vocab": "ab"},
-                     {"values": [0.5, -1.0, 2.0]}],
-        # what _one_kind checks, for clients and generators: text (and vocab) or values
-        "oneOf": [{"required": ["text"], "not": {"required": ["values"]}},
-                  {"required": ["values"],
-                   "not": {"anyOf": [{"required": ["text"]}, {"required": ["vocab"]}]}}],
+                     {"values": [0.5, -1.0, 2.0]}, {"tokens": [3, 1, 4, 1, 5]}],
+        # what _one_kind checks, for clients and generators: text (and vocab), values or tokens
+        "oneOf": [{"required": ["text"],
+                   "not": {"anyOf": [{"required": ["values"]}, {"required": ["tokens"]}]}},
+                  {"required": ["values"], "not": {"anyOf": [
+                      {"required": ["text"]}, {"required": ["vocab"]}, {"required": ["tokens"]}]}},
+                  {"required": ["tokens"], "not": {"anyOf": [
+                      {"required": ["text"]}, {"required": ["vocab"]}, {"required": ["values"]}]}}],
     })
 
     text: str | None = Field(None, min_length=1, max_length=MAX_STEPS,
                              description="T ≤ 4096 characters.")
     vocab: str | None = Field(
         None, min_length=1, max_length=MAX_INPUT,
-        description="Distinct characters, one input unit each (D ≤ 1024). Default: the "
-        "sorted distinct characters of the text, or the loaded model's vocab.")
+        description="Distinct characters, one input unit each (D ≤ 1024), or one token id "
+        "each for a model with an embedding. Default: the loaded model's vocab, else the "
+        "sorted distinct characters of the text.")
     values: Values | None = None
+    tokens: Annotated[list[TokenId], Field(min_length=1, max_length=MAX_STEPS)] | None = Field(
+        None, description="T token ids, each below the embedding's V (a model with an "
+        "nn.Embedding in front)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Input:
-        if (self.text is None) == (self.values is None):
-            raise ValueError("give either text or values (exactly one of them)")
+        given = [k for k in ("text", "values", "tokens") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give text, values or tokens (exactly one of them)")
         if self.vocab is not None and self.text is None:
-            raise ValueError("vocab goes with text input, not with values")
+            raise ValueError(f"vocab goes with text input, not with {given[0]}")
         return self
 
 
@@ -215,6 +228,27 @@ class CrossEntropy(Strict):
         return self
 
 
+class BCEWithLogits(Strict):
+    """Needs a one-output head (K = 1, a binary classifier): L = mean over the steps t whose
+    target y_t is not null of −[y_t log σ(z_t) + (1 − y_t) log(1 − σ(z_t))],
+    z_t = head.weight h_t + head.bias (torch.nn.functional.binary_cross_entropy_with_logits)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "bce_with_logits", "targets": [None, 0, 1, 1]}]})
+
+    type: Literal["bce_with_logits"]
+    targets: Annotated[list[Annotated[float, Field(ge=0, le=1)] | None],
+                       Field(min_length=1, max_length=MAX_STEPS)] = Field(
+        description="T targets in [0, 1] (0 or 1 for a label), null for a step without one; "
+        "at least one not null.")
+
+    @model_validator(mode="after")
+    def _some_target(self) -> BCEWithLogits:
+        if all(y is None for y in self.targets):
+            raise ValueError("every target is null: at least one step needs a target")
+        return self
+
+
 class NextToken(Strict):
     """Needs a readout and text input: cross-entropy against the next character, as its
     index in the model's labels (the last step has no target)."""
@@ -231,9 +265,9 @@ class TaskLoss(Strict):
 
 
 Loss = Annotated[
-    LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken | TaskLoss,
-    Field(discriminator="type")]
-READOUT_LOSSES = (CrossEntropy, NextToken, TaskLoss)  # the losses on the readout's outputs
+    LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken | TaskLoss
+    | BCEWithLogits, Field(discriminator="type")]
+READOUT_LOSSES = (CrossEntropy, NextToken, TaskLoss, BCEWithLogits)  # losses on the head's
 
 
 # ── the request ──────────────────────────────────────────────────────────────────────
@@ -262,6 +296,8 @@ class Intervention(Strict):
         {"layer": 0, "target": "f", "start": 0, "stop": 5, "units": [0, 1], "value": 1.0}]})
 
     layer: LayerIndex = 0
+    direction: Direction = Field("forward", description="of a bidirectional layer; start "
+                                 "and stop count input steps either way")
     target: Literal["i", "f", "g", "o", "r", "z", "n", "c", "h"] = Field(
         description="a gate of the cell (LSTM i, f, g, o; GRU r, z, n), c (LSTM) or h")
     start: StepIndex = 0
@@ -285,6 +321,9 @@ class RunRequest(Strict):
     cell: CellName = "lstm"
     hidden_size: Int = Field(16, ge=1, le=MAX_HIDDEN, description="H ≤ 1024.")
     num_layers: Int = Field(1, ge=1, le=MAX_LAYERS, description="L ≤ 4.")
+    bidirectional: bool = Field(False, description="each layer also reads the sequence "
+                                "backwards, as torch.nn.LSTM(bidirectional=True); a stored "
+                                "model or given tensors say it themselves")
     input: Input
     weights: Weights = Field(default_factory=Weights)
     initial_state: InitialState | None = None
@@ -310,3 +349,6 @@ class JacobianRequest(RunRequest):
 
     step: Int = Field(ge=0, lt=MAX_STEPS)
     layer: Int = Field(0, ge=0, lt=MAX_LAYERS)
+    direction: Direction = Field("forward", description="of a bidirectional layer: the "
+                                 "reverse direction's step t follows its own recursion, "
+                                 "from its state after x_{t+1} to its state after x_t")

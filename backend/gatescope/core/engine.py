@@ -156,7 +156,7 @@ def backward(
     dc0 = np.zeros((U, N, H), dt) if cell.has_cell_state else None
     d_external = dH_top  # ∂L/∂(layer output) from outside the recurrence: loss, layer above
     for k in reversed(range(U // directions)):
-        layer_input = X if k == 0 else _output(traces, k - 1, directions)
+        layer_input = X if k == 0 else layer_output(traces, k - 1, directions)
         d_input = None
         for d in range(directions):
             u = k * directions + d
@@ -194,7 +194,7 @@ def backward(
     return Gradients(layers, d_external, ordered, dh0, dc0)
 
 
-def _output(traces: list[Trace], k: int, directions: int) -> np.ndarray:
+def layer_output(traces: list[Trace], k: int, directions: int) -> np.ndarray:
     """Layer k's output in input order: (T, N, directions·H), as the layer above reads it."""
     fwd = traces[k * directions].h[1:]
     if directions == 1:

@@ -1,7 +1,9 @@
-"""A linear readout on the top layer, as torch.nn.Linear, and the cross-entropy loss on it.
+"""A linear readout (the model's head) on the top layer, as torch.nn.Linear, and the losses
+on it: cross-entropy over K classes, or binary cross-entropy for a one-output head (K = 1).
 
 Shapes: T steps, N sequences, H hidden size, K classes (`readout.weight` is K×H).
-Targets are class indices, or −1 where a step has no target (the contract's null).
+Class targets are indices, or −1 where a step has no target (the contract's null); binary
+targets are numbers in [0, 1], NaN where none.
 """
 
 from __future__ import annotations
@@ -46,6 +48,33 @@ def cross_entropy(z: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray
     dz[t_idx, n_idx, k[t_idx, n_idx]] -= 1.0
     dz *= (has / count)[..., None]  # steps without a target pass no gradient
     return loss, dz
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^(−z)), computed as e^z / (1 + e^z) for z < 0 so no e^(−z)
+    overflows."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def bce_with_logits(z: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+    """L = mean over the steps with a target of −[y log σ(z) + (1 − y) log(1 − σ(z))] per
+    sequence, summed over the N sequences, as torch's binary_cross_entropy_with_logits.
+
+    z: (T, N, 1); targets: (T, N) floats in [0, 1], NaN where a step has none.
+    Computed as max(z, 0) − z·y + log(1 + e^(−|z|)), finite for any finite z.
+    Returns (L, ∂L/∂z), ∂L/∂z_t = (σ(z_t) − y_t) / n, n = the sequence's targeted steps.
+    """
+    has = ~np.isnan(targets)
+    count = has.sum(axis=0)
+    if not count.all():
+        raise ValueError("every sequence needs at least one step with a target")
+    zz = z[..., 0]
+    y = np.where(has, targets, 0.0)
+    per_step = np.maximum(zz, 0) - zz * y + np.log1p(np.exp(-np.abs(zz)))
+    loss = float((np.where(has, per_step, 0.0).sum(axis=0) / count).sum())
+    dz = np.where(has, (sigmoid(zz) - y) / count, 0.0)[..., None]
+    return loss, dz.astype(z.dtype, copy=False)
 
 
 def backward(dz: np.ndarray, h: np.ndarray, W: np.ndarray

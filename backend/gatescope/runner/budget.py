@@ -2,12 +2,13 @@
 in the encoding asked for, and the peak memory of computing and encoding it.
 
 Shapes: T steps, D inputs, H units, L layers, G gate blocks (4 LSTM, 3 GRU, 1 RNN), K readout
-outputs. Per layer the response holds 2 + 2c + g + 2G arrays of T×H (h; c; the g gates'
-values; the G pre-activations; ∂L/∂h, ∂L/∂c, ∂L/∂ each pre-activation; c = 1 for an LSTM),
-per-step norms, the Jacobian norms (9 per step for an LSTM: five terms and four flows; one
-otherwise), and T×T connectivity when asked; then ∂L/∂x (T×D), every parameter gradient
-(Σ_k G·H·(D_k + H + 2), plus K·(H + 1) for a readout), the readout's outputs (2·T·K) and the
-initial states' gradients (L·H·(1 + c)). `response_values` counts them exactly.
+outputs. Per layer (and direction, for a bidirectional RNN) the response holds 2 + 2c + g + 2G
+arrays of T×H (h; c; the g gates' values; the G pre-activations; ∂L/∂h, ∂L/∂c, ∂L/∂ each
+pre-activation; c = 1 for an LSTM), per-step norms, the Jacobian norms (9 per step for an
+LSTM: five terms and four flows; one otherwise), and T×T connectivity when asked; then ∂L/∂x
+(T×D), every parameter gradient (Σ_k G·H·(D_k + H + 2) per direction, plus K·(H + 1) for a
+readout and V·E for an embedding), the readout's outputs (2·T·K) and the initial states'
+gradients (L·H·(1 + c)). `response_values` counts them exactly.
 
 Bytes per value: binary 4 or 8 (float32, float64), typed arrays base64 of those (4/3 ×),
 JSON at most 16 or 25 characters (the longest shortest-repr of a float32 or float64 and its
@@ -46,7 +47,8 @@ _COPIES = {"binary": 2, "typed": 3, "json": 2}
 @dataclass(frozen=True)
 class Sizes:
     """What a run's cost depends on. K: readout outputs (0 without a readout); request_values:
-    the numbers the parsed request holds (inline tensors, values, targets, initial states)."""
+    the numbers the parsed request holds (inline tensors, values, targets, initial states);
+    embedding: V·E, the values of an embedding in front (0 without one)."""
 
     cell: Cell
     T: int
@@ -57,6 +59,13 @@ class Sizes:
     itemsize: int = 8
     connectivity: bool = False
     request_values: int = 0
+    embedding: int = 0  # V·E: an embedding's values (and as many in its gradient)
+    directions: int = 1  # 2: bidirectional, every layer two units
+
+    @property
+    def units(self) -> int:
+        """Units: a recurrence each (layers × directions), each with its own arrays."""
+        return self.L * self.directions
 
     @property
     def arrays_per_layer(self) -> int:
@@ -67,14 +76,14 @@ class Sizes:
     @property
     def params(self) -> int:
         """Numbers in the state_dict (and as many in its gradient), a readout's included."""
-        G, H = self.cell.blocks, self.H
-        rnn = sum(G * H * ((self.D if k == 0 else H) + H + 2) for k in range(self.L))
-        return rnn + self.K * (H + 1)
+        G, H, n = self.cell.blocks, self.H, self.directions
+        rnn = n * sum(G * H * ((self.D if k == 0 else n * H) + H + 2) for k in range(self.L))
+        return rnn + self.K * (n * H + 1) + self.embedding
 
 
 def response_values(s: Sizes) -> int:
     """Every number the /run response holds, exactly (the module docstring)."""
-    T, H, L = s.T, s.H, s.L
+    T, H, L = s.T, s.H, s.units
     c = int(s.cell.has_cell_state)
     per_layer = s.arrays_per_layer * T * H
     per_layer += T * (1 + c)  # h_norm, c_norm
@@ -86,7 +95,7 @@ def response_values(s: Sizes) -> int:
 def response_arrays(s: Sizes) -> int:
     """How many arrays the response holds (each costs a header in binary and typed)."""
     per_layer = s.arrays_per_layer + 2 + (9 if s.cell.jacobian_terms else 1) + s.connectivity
-    return s.L * (per_layer + 4) + 5
+    return s.units * (per_layer + 4) + 5
 
 
 def response_bytes(s: Sizes, encoding: Encoding) -> int:
@@ -106,7 +115,7 @@ def jacobian_response_bytes(s: Sizes, encoding: Encoding) -> int:
 def peak_bytes(s: Sizes, encoding: Encoding | None) -> int:
     """An upper bound of the memory a run takes at its peak, and its encoding into
     `encoding` (None: the in-process result only, NumPy arrays)."""
-    T, H, L, G, b = s.T, s.H, s.L, s.cell.blocks, s.itemsize
+    T, H, L, G, b = s.T, s.H, s.units, s.cell.blocks, s.itemsize
     TH, GTH = T * H, s.cell.blocks * T * H
     # kept for every layer until the result is encoded: the trace (pre, act; h, c, tanh_c),
     # local derivatives (up to 5 T×H), gradients (dA, dH, dC), the input projection's copy

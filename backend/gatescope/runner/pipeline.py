@@ -20,10 +20,11 @@ from ..contract.schemas import JacobianRequest, RunRequest
 from ..core import engine, jacobians
 from ..core.cells import Cell, Trace
 from ..core.clipping import clip_grad_norm, coefficient
-from ..core.params import param_names
+from ..core.params import StateDict, unit_names
+from ..models.layout import EMBEDDING
 from ..models.stored import ModelSource
 from . import objective
-from .prepare import parse, prepare, prepare_jacobian
+from .prepare import Prepared, parse, prepare, prepare_jacobian
 
 
 def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None = None,
@@ -41,31 +42,30 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     p = prepare(parse(request, RunRequest), models, limits, encoding)
     T, D, H, L = p.sizes
     req = p.request
+    n = p.directions
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint)
-        scored = objective.evaluate(p.objective, traces[-1].h[1:], p.readout)
-        W_hh = [p.params[param_names(k)[1]] for k in range(L)]
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
+        scored = objective.evaluate(p.objective, engine.layer_output(traces, L - 1, n),
+                                    p.readout)
+        W_hh = [p.params[unit_names(u, n)[1]] for u in range(L * n)]
         grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
-                                checkpoint=checkpoint)
+                                checkpoint=checkpoint, directions=n)
         checkpoint()
         # Serial on purpose: on a second thread the norms' big products fought the step loop
         # for memory bandwidth and the GIL, and the whole run took ~13 % longer.
         layers = []
-        for trace, g, w in zip(traces, grads.layers, W_hh, strict=True):
+        for u, (trace, g, w) in enumerate(zip(traces, grads.layers, W_hh, strict=True)):
             checkpoint()
-            layers.append(_layer_result(p.cell, trace, g, jacobians.norms(p.cell, trace, w)))
-        if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
-            for k, layer in enumerate(layers):
-                dC = grads.layers[k].c
-                assert dC is not None  # a cell whose Jacobian has terms carries c
-                flow = jacobians.flow(p.cell, traces[k], W_hh[k], dC, req.truncate)
-                layer.jacobian["flow"] = {name: a[:, 0] for name, a in flow.items()}
+            norms: dict[str, Any] = dict(jacobians.norms(p.cell, trace, w))
+            if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
+                assert g.c is not None  # a cell whose Jacobian has terms carries c
+                norms["flow"] = jacobians.flow(p.cell, trace, w, g.c, req.truncate)
+            layers.append(_layer_result(p.cell, trace, g, norms, u // n, u % n == 1))
         if req.connectivity:
-            for k, layer in enumerate(layers):
-                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, k,
-                                                         checkpoint)
-        # PyTorch's parameter order: the RNN's, then the readout's
-        param_grads = {**grads.params, **(scored.readout_grads or {})}
+            for u, layer in enumerate(layers):
+                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, u,
+                                                         checkpoint, n)
+        param_grads = _param_grads(p, grads, scored.readout_grads)
         grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
     outputs = None if scored.outputs is None else {k: a[:, 0] for k, a in scored.outputs.items()}
     state_grad = {"h": grads.h0[:, 0]}
@@ -76,9 +76,29 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=scored.loss,
         layers=layers, input_grad=grads.input[:, 0], param_grads=param_grads,
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
+        token_ids=None if p.token_ids is None else p.token_ids.tolist(),
+        bidirectional=n == 2,
     )
     check_overflow(result, result.as_dict())
     return result
+
+
+def _param_grads(p: Prepared, grads: engine.Gradients, head: StateDict | None
+                 ) -> dict[str, np.ndarray]:
+    """∂L/∂ every parameter in PyTorch's usual order (the embedding's, the RNN's, the
+    head's), under the model's own names; a tensor the model lacks (a zero bias of
+    bias=False) has none. The embedding's is Σ over the steps reading token v of ∂L/∂x_t:
+    rows of tokens the sequence never reads are zero, as in torch.nn.Embedding."""
+    out: dict[str, np.ndarray] = {}
+    if p.embedding is not None and p.token_ids is not None:
+        d_embedding = np.zeros_like(p.embedding)
+        np.add.at(d_embedding, p.token_ids, grads.input[:, 0])  # ∂L/∂E[v] = Σ_{t: id_t = v}
+        out[EMBEDDING] = d_embedding
+    out.update(grads.params)
+    out.update(head or {})
+    if p.names is None:
+        return out
+    return {p.names[name]: g for name, g in out.items() if name in p.names}
 
 
 def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
@@ -90,24 +110,32 @@ def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
 
 
 def _layer_result(cell: Cell, trace: Trace, g: engine.LayerGrads,
-                  norms: dict[str, np.ndarray]) -> LayerResult:
-    """Squeeze the single sequence (N = 1) out of a layer's trace and gradients."""
+                  norms: dict[str, Any], layer: int, reverse: bool) -> LayerResult:
+    """Squeeze the single sequence (N = 1) out of a unit's trace, gradients and Jacobian
+    norms, in input order (a reverse direction's arrays, in its reading order, flipped)."""
     first = 0  # the sequence shown
-    grad_gates = {name: a[:, first] for name, a in cell.split(g.pre).items()}
-    grads: dict[str, Any] = {"h": g.h[:, first]}
+
+    def seq(a: np.ndarray) -> np.ndarray:
+        return a[::-1, first] if reverse else a[:, first]
+
+    grads: dict[str, Any] = {"h": seq(g.h)}
     if g.c is not None:
-        grads["c"] = g.c[:, first]
-    grads["gates"] = grad_gates
-    grads["h_norm"] = np.linalg.norm(g.h[:, first], axis=-1)
+        grads["c"] = seq(g.c)
+    grads["gates"] = {name: seq(a) for name, a in cell.split(g.pre).items()}
+    grads["h_norm"] = np.linalg.norm(grads["h"], axis=-1)
     if g.c is not None:
-        grads["c_norm"] = np.linalg.norm(g.c[:, first], axis=-1)
+        grads["c_norm"] = np.linalg.norm(grads["c"], axis=-1)
+    jacobian = {name: ({k: seq(v) for k, v in a.items()} if isinstance(a, dict) else seq(a))
+                for name, a in norms.items()}
     return LayerResult(
-        h=trace.h[1:, first],
-        c=None if trace.c is None else trace.c[1:, first],
-        gates={name: a[:, first] for name, a in trace.gates().items()},
-        pre={name: a[:, first] for name, a in trace.pre_activations().items()},
+        h=seq(trace.h[1:]),
+        c=None if trace.c is None else seq(trace.c[1:]),
+        gates={name: seq(a) for name, a in trace.gates().items()},
+        pre={name: seq(a) for name, a in trace.pre_activations().items()},
         grads=grads,
-        jacobian={name: a[:, first] for name, a in norms.items()},
+        jacobian=jacobian,
+        layer=layer,
+        direction="reverse" if reverse else "forward",
     )
 
 
@@ -126,10 +154,15 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
                **({} if layer is None else {"layer": layer})}
     req = JacobianRequest.model_validate(raw)  # anything else fails here, as a ValidationError
     p = prepare_jacobian(req, models, limits, encoding)
+    n, T = p.directions, p.sizes[0]
+    reverse = req.direction == "reverse"
+    u = req.layer * n + reverse
     with np.errstate(all="ignore"):
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint)
-        W_hh = p.params[param_names(req.layer)[1]]
-        mats = jacobians.matrices(p.cell, traces[req.layer], W_hh, req.step)
+        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
+        W_hh = p.params[unit_names(u, n)[1]]
+        # a reverse direction's input step t is its step T−1−t, following its own recursion
+        mats = jacobians.matrices(p.cell, traces[u], W_hh, T - 1 - req.step if reverse
+                                  else req.step)
     result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])
     check_overflow(result, {"terms": result.terms, "total": result.total})
     return result

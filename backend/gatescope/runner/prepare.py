@@ -34,6 +34,7 @@ from ..contract.limits import MAX_CONNECTIVITY_COST, MAX_CONNECTIVITY_STEPS, Lim
 from ..contract.schemas import (
     MSE,
     READOUT_LOSSES,
+    BCEWithLogits,
     CrossEntropy,
     HiddenUnit,
     JacobianRequest,
@@ -58,10 +59,13 @@ Request = TypeVar("Request", bound=RunRequest)
 class Prepared:
     """Everything a request resolves to before the engine runs; arrays in `dtype`.
 
-    X: (T, 1, D). h0, c0: (L, 1, H) (c0 None unless LSTM). readout: {"readout.weight":
+    X: (T, 1, D). h0, c0: (L·directions, 1, H) (c0 None unless LSTM), one per unit
+    k·directions + d (directions 2: bidirectional). readout: {"readout.weight":
     (K, H), "readout.bias": (K,)} or None. labels: the readout's K output names, if known.
     task: the task a stored model was trained on, if it says. clamps: per layer, the
-    interventions as one tuple per step, or None.
+    interventions as one tuple per step, or None. embedding: (V, E) for a model with an
+    embedding in front (X is then its rows `token_ids`, (T,)). names: gatescope's tensor
+    name → the model's own, for the parameter gradients (None: the same names).
     """
 
     request: RunRequest
@@ -78,13 +82,17 @@ class Prepared:
     readout: StateDict | None = None
     labels: list[str] | None = None
     task: str | None = None
+    embedding: np.ndarray | None = None
+    token_ids: np.ndarray | None = None
+    names: dict[str, str] | None = None
+    directions: int = 1
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
-        """(T, D, H, L)."""
+        """(T, D, H, L): L layers, each of `directions` units."""
         T, _, D = self.X.shape
-        L, _, H = self.h0.shape
-        return T, D, H, L
+        U, _, H = self.h0.shape
+        return T, D, H, U // self.directions
 
 
 def parse(request: Request | Mapping[str, Any], model: type[Request]) -> Request:
@@ -103,6 +111,9 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     tensors: StateDict | None = None
     model_vocab: str | None = None
     readout = labels = task = None
+    embedding: np.ndarray | None = None
+    names: dict[str, str] | None = None
+    directions = 2 if req.bidirectional else 1
     loc: tuple[str, ...] = ("weights", "tensors")
 
     # the weights: a stored model, or tensors given inline
@@ -117,23 +128,34 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                           req.cell)
         cell_name, tensors, model_vocab = stored.cell, stored.tensors, stored.vocab
         readout, labels, task = stored.readout, stored.labels, stored.task
+        embedding, names, directions = stored.embedding, stored.names, stored.directions
         loc = ("weights", "model_id")
     elif req.weights.tensors is not None:
         tensors, readout = _split_readout(_as_arrays(req.weights.tensors, dtype, loc))
+        tensors, names = _without_biases(tensors)
     cell = CELLS[cell_name]
 
     H, L = req.hidden_size, req.num_layers
     if tensors is not None:
-        H, L = infer_sizes(tensors, loc)
-        for name, value in (("hidden_size", H), ("num_layers", L)):
+        H, L, directions = infer_sizes(tensors, loc)
+        for name, value in (("hidden_size", H), ("num_layers", L),
+                            ("bidirectional", directions == 2)):
             if name in explicit and getattr(req, name) != value:
                 raise invalid((name,), f"{name} is {getattr(req, name)} but the weights have "
                               f"{value}; leave {name} out to take it from the weights",
                               getattr(req, name))
 
     # the input
-    tokens = vocab = None
-    if req.input.text is not None:
+    tokens = vocab = ids = None
+    if embedding is not None:  # token ids, given or read from text through the vocab
+        ids, vocab = _token_ids(req, embedding.shape[0], model_vocab)
+        X = embedding[ids].astype(dtype)  # x_t = E[id_t]
+        tokens = list(req.input.text) if req.input.text is not None else None
+    elif req.input.tokens is not None:
+        raise invalid(("input", "tokens"), "token ids are input for a model with an embedding "
+                      "(nn.Embedding) in front, and this one has none: give text (one-hot over "
+                      "its vocab) or values", None)
+    elif req.input.text is not None:
         vocab = req.input.vocab or model_vocab or default_vocab(req.input.text)
         if len(vocab) > limits.max_input:
             raise invalid(("input", "text"), f"the text has {len(vocab)} distinct characters, "
@@ -142,20 +164,23 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
         X = encode_text(req.input.text, vocab, dtype)
         tokens = list(req.input.text)
     else:
-        assert req.input.values is not None  # the schema: text or values
+        assert req.input.values is not None  # the schema: text, values or tokens
         X = _values(req.input.values, dtype)
     T, D = X.shape
-    _check_sizes(limits, T=T, D=D, H=H, L=L)
+    _check_sizes(limits, T=T, D=D, H=H, L=L, directions=directions)
     if req.connectivity and T > MAX_CONNECTIVITY_STEPS:
         raise invalid(("connectivity",), f"connectivity is computed for at most "
                       f"{MAX_CONNECTIVITY_STEPS} steps; this sequence has {T}", True)
-    if req.connectivity and T * T * H * H * L > MAX_CONNECTIVITY_COST:
+    U = L * directions  # units: a layer's directions each run their own recurrence
+    if req.connectivity and T * T * H * H * U > MAX_CONNECTIVITY_COST:
         raise invalid(("connectivity",), f"connectivity costs steps² × hidden_size² × "
-                      f"num_layers = {T}²×{H}²×{L} = {T * T * H * H * L:,}, over the limit of "
+                      f"num_layers{' × 2 directions' if directions == 2 else ''} = "
+                      f"{T}²×{H}²×{U} = {T * T * H * H * U:,}, over the limit of "
                       f"{MAX_CONNECTIVITY_COST:,} (e.g. 512 steps × 128 units × 1 layer)", True)
     K = np.shape(readout[WEIGHT])[0] if readout is not None and WEIGHT in readout else 0
     _check_budget(Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity,
-                        _request_values(req)), limits, encoding)
+                        _request_values(req), 0 if embedding is None else embedding.size,
+                        directions), limits, encoding)
 
     if tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias
@@ -163,25 +188,29 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
             raise invalid(("weights", "forget_bias"), f"forget_bias is for an LSTM; a "
                           f"{cell.name} has no forget gate", forget_bias)
         params = _seeded(cell.name, D, H, L, seed, forget_bias, dtype.str,
-                         req.weights.recurrent_scale)
+                         req.weights.recurrent_scale, directions)
     else:
         D_weights = np.shape(tensors["weight_ih_l0"])[-1] if "weight_ih_l0" in tensors else 0
-        check_state_dict(cell, tensors, D_weights, H, L, loc)
+        check_state_dict(cell, tensors, D_weights, H, L, loc, directions)
         if D_weights != D:
-            what = (f"the vocab has {D} characters" if vocab is not None
+            what = (f"the embedding's vectors have {D} numbers" if embedding is not None
+                    else f"the vocab has {D} characters" if vocab is not None
                     else f"each step has {D} numbers")
             raise invalid(("input",), f"the weights take inputs of size {D_weights} "
                           f"(weight_ih_l0 has {D_weights} columns) but {what}", None)
         params = _as_arrays(tensors, dtype, loc)
     if readout is not None:
-        check_readout(readout, H, limits.max_classes, loc)
+        check_readout(readout, directions * H, limits.max_classes, loc)
         readout = _as_arrays(readout, dtype, loc)
 
-    h0, c0 = _initial_state(req, cell, L, H, dtype)
-    objective = _objective(req, T, H, dtype, readout, labels, vocab, task)
-    clamps = _clamps(req, cell, T, H, L)
+    h0, c0 = _initial_state(req, cell, U, H, dtype, directions)
+    # the losses read the top layer's output, directions·H wide
+    objective = _objective(req, T, directions * H, dtype, readout, labels, vocab, task)
+    clamps = _clamps(req, cell, T, H, L, directions)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
-                    clamps, readout, labels, task)
+                    clamps, readout, labels, task,
+                    None if embedding is None else embedding.astype(dtype), ids, names,
+                    directions)
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
@@ -208,6 +237,9 @@ def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
     if req.layer >= L:
         raise invalid(("layer",), f"layer {req.layer} does not exist: this model has {L} "
                       f"layer(s), numbered from 0", req.layer)
+    if req.direction == "reverse" and p.directions == 1:
+        raise invalid(("direction",), "this model is not bidirectional: its layers have "
+                      "only the forward direction", req.direction)
     return p
 
 
@@ -239,6 +271,19 @@ def _as_arrays(tensors: Mapping[str, Any], dtype: np.dtype, loc: tuple[str, ...]
     return out
 
 
+def _without_biases(tensors: StateDict) -> tuple[StateDict, dict[str, str] | None]:
+    """Inline tensors without any bias (bias=False): zero biases inside, and the names the
+    gradients are returned under (the given ones only); as given otherwise (None)."""
+    if any(name.startswith("bias_") for name in tensors):
+        return tensors, None
+    names = {name: name for name in tensors}
+    full = dict(tensors)
+    for name, w in tensors.items():
+        if name.startswith("weight_") and np.ndim(w) == 2:
+            full[name.replace("weight_", "bias_", 1)] = np.zeros(np.shape(w)[0], w.dtype)
+    return full, names
+
+
 def _split_readout(tensors: StateDict) -> tuple[StateDict, StateDict | None]:
     """(the recurrent layers' tensors, the readout's {readout.weight, readout.bias} or None
     when neither is given)."""
@@ -265,6 +310,34 @@ def _check_vocab(text: str, vocab: str) -> None:
                       f"characters {shown} are not in the vocab ({len(vocab)} characters)", text)
 
 
+def _token_ids(req: RunRequest, V: int, model_vocab: str | None
+               ) -> tuple[np.ndarray, str | None]:
+    """(T,) token ids below V, and the vocab text was read through: given as tokens, or
+    each character of text as its index in the vocab (the request's, else the model's),
+    which must have V characters. Values are refused: the model's input is token ids."""
+    if req.input.tokens is not None:
+        for t, i in enumerate(req.input.tokens):
+            if i >= V:
+                raise invalid(("input", "tokens", t), f"token id {i} at step {t} is not in the "
+                              f"embedding: it has V = {V} rows, so an id is 0 … {V - 1}", i)
+        return np.asarray(req.input.tokens, dtype=np.intp), model_vocab
+    if req.input.text is None:
+        raise invalid(("input", "values"), "this model starts with an embedding "
+                      "(nn.Embedding), so its input is token ids: give input.tokens, or text "
+                      "with a vocab", None)
+    vocab = req.input.vocab or model_vocab
+    if vocab is None:
+        raise invalid(("input", "vocab"), f"this model embeds token ids (its embedding has "
+                      f"V = {V} rows) and has no vocab to read text through: give "
+                      f"input.tokens, or input.vocab, {V} characters, one per token id", None)
+    if len(vocab) != V:
+        raise invalid(("input", "vocab"), f"the vocab has {len(vocab)} characters but the "
+                      f"embedding has V = {V} rows: one character per token id", vocab)
+    _check_vocab(req.input.text, vocab)
+    index = {ch: k for k, ch in enumerate(vocab)}
+    return np.array([index[ch] for ch in req.input.text], dtype=np.intp), vocab
+
+
 def _values(values: list[list[float]], dtype: np.dtype) -> np.ndarray:
     """T rows of D numbers → (T, D); every row must have the same length."""
     D = len(values[0])
@@ -275,7 +348,8 @@ def _values(values: list[list[float]], dtype: np.dtype) -> np.ndarray:
     return finite_array(values, dtype, ("input", "values"))
 
 
-def _check_sizes(limits: Limits, T: int, D: int, H: int, L: int) -> None:
+def _check_sizes(limits: Limits, T: int, D: int, H: int, L: int, directions: int = 1
+                 ) -> None:
     """The first size over the server's limit, as an error naming its field."""
     if limits.max_steps < T:
         raise invalid(("input",), f"the sequence has {T} steps, over the limit of "
@@ -289,10 +363,12 @@ def _check_sizes(limits: Limits, T: int, D: int, H: int, L: int) -> None:
     if limits.max_layers < L:
         raise invalid(("num_layers",), f"num_layers {L} is over the limit of "
                       f"{limits.max_layers}", L)
-    if limits.max_work < T * H * L:
-        raise invalid(("input",), f"steps × hidden_size × num_layers = {T}×{H}×{L} = "
-                      f"{T * H * L:,} is over the limit of {limits.max_work:,}; use a "
-                      "shorter sequence, fewer units or fewer layers", T * H * L)
+    U = L * directions
+    if limits.max_work < T * H * U:
+        two = " × 2 directions" if directions == 2 else ""
+        raise invalid(("input",), f"steps × hidden_size × num_layers{two} = {T}×{H}×{U} = "
+                      f"{T * H * U:,} is over the limit of {limits.max_work:,}; use a "
+                      "shorter sequence, fewer units or fewer layers", T * H * U)
 
 
 # ── the budget ───────────────────────────────────────────────────────────────────
@@ -346,23 +422,24 @@ def _mib(n: int) -> str:
 # ── seeded weights ───────────────────────────────────────────────────────────────────
 
 def _seeded(cell: str, D: int, H: int, L: int, seed: int, forget_bias: float | None,
-            dtype: str, recurrent_scale: float) -> StateDict:
+            dtype: str, recurrent_scale: float, directions: int = 1) -> StateDict:
     """pytorch_init's weights, read-only, remembered for the next run of the same model: the
     explorer runs one seeded model again on every edit of its input, and drawing 330,000
     numbers (an LSTM with D = 64, H = 256) costs ~2 ms. Models over 16 MiB are not kept."""
-    count = sum(int(np.prod(shape)) for shape in shapes(CELLS[cell], D, H, L).values())
+    count = sum(int(np.prod(shape))
+                for shape in shapes(CELLS[cell], D, H, L, directions).values())
     if count * np.dtype(dtype).itemsize > _SEEDED_MAX_BYTES:
         return pytorch_init(CELLS[cell], D, H, L, seed, forget_bias, np.dtype(dtype),
-                            recurrent_scale)
-    kept = _seeded_kept(cell, D, H, L, seed, forget_bias, dtype, recurrent_scale)
+                            recurrent_scale, directions)
+    kept = _seeded_kept(cell, D, H, L, seed, forget_bias, dtype, recurrent_scale, directions)
     return {name: a.view() for name, a in kept.items()}  # a view of read-only stays read-only
 
 
 @lru_cache(maxsize=4)
 def _seeded_kept(cell: str, D: int, H: int, L: int, seed: int, forget_bias: float | None,
-                 dtype: str, recurrent_scale: float) -> StateDict:
+                 dtype: str, recurrent_scale: float, directions: int) -> StateDict:
     params = pytorch_init(CELLS[cell], D, H, L, seed, forget_bias, np.dtype(dtype),
-                          recurrent_scale)
+                          recurrent_scale, directions)
     for a in params.values():
         a.flags.writeable = False  # shared by every run that asks for this model
     return params
@@ -373,9 +450,9 @@ _SEEDED_MAX_BYTES = 16 * 2**20
 
 # ── the initial state ────────────────────────────────────────────────────────────────
 
-def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(L, 1, H) arrays; zeros where not given."""
+def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype,
+                   directions: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
+    """(L, 1, H) arrays, L the units (layers × directions); zeros where not given."""
     h0 = np.zeros((L, 1, H), dtype)
     c0 = np.zeros((L, 1, H), dtype) if cell.has_cell_state else None
     state = req.initial_state
@@ -389,8 +466,11 @@ def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype
             continue
         got = (len(rows), *{len(r) for r in rows})
         if got != (L, H):
-            raise invalid(("initial_state", name), f"initial_state.{name} must be L×H = "
-                          f"{L}×{H} (one row of hidden_size numbers per layer), got "
+            per = ("per layer" if directions == 1 else
+                   "per layer and direction, layer k's forward 2k, its reverse 2k + 1")
+            raise invalid(("initial_state", name), f"initial_state.{name} must be "
+                          f"{'L' if directions == 1 else '2L'}×H = {L}×{H} (one row of "
+                          f"hidden_size numbers {per}), got "
                           f"{len(rows)} rows of {'/'.join(map(str, got[1:]))}", None)
         target[:, 0, :] = finite_array(rows, dtype, ("initial_state", name))
     return h0, c0
@@ -416,6 +496,12 @@ def _objective(req: RunRequest, T: int, H: int, dtype: np.dtype, weights: StateD
                           "readout.weight and readout.bias (or give both in weights.tensors), "
                           f"or use a loss on the hidden states ({HIDDEN_LOSSES})", loss.type)
         K = weights[WEIGHT].shape[0]
+        if isinstance(loss, BCEWithLogits):
+            return Objective(loss, binary=_binary_targets(loss, T, K)[:, None])
+        if K == 1:
+            raise invalid(("loss", loss.type), f"this model's head has one output: it is a "
+                          f"binary classifier, whose loss is bce_with_logits (a target 0 or 1 "
+                          f"per step); {loss.type} over a single class is always 0", loss.type)
         return Objective(loss, classes=_classes(req, T, K, labels, vocab, task)[:, None])
     if isinstance(loss, HiddenUnit):
         if loss.step is not None and loss.step >= T:
@@ -432,6 +518,19 @@ def _objective(req: RunRequest, T: int, H: int, dtype: np.dtype, weights: StateD
         raise invalid(loc, f"targets must be T×H = {T}×{H} (one hidden_size vector per "
                       f"step), got {shape[0]} rows of {'/'.join(map(str, shape[1:]))}", None)
     return Objective(loss, targets=finite_array(loss.targets, dtype, loc)[:, None, :])
+
+
+def _binary_targets(loss: BCEWithLogits, T: int, K: int) -> np.ndarray:
+    """(T,) targets of bce_with_logits, NaN where a step has none; the head has K = 1."""
+    loc = ("loss", loss.type)
+    if K != 1:
+        raise invalid(loc, f"bce_with_logits is the loss of a one-output head (a binary "
+                      f"classifier); this model's head has K = {K} outputs: use cross_entropy",
+                      loss.type)
+    if len(loss.targets) != T:
+        raise invalid((*loc, "targets"), f"targets must have T = {T} entries, one 0/1 target "
+                      f"per step (null where a step has none), got {len(loss.targets)}", None)
+    return np.array([np.nan if y is None else y for y in loss.targets], dtype=np.float64)
 
 
 def _classes(req: RunRequest, T: int, K: int, labels: list[str] | None, vocab: str | None,
@@ -531,13 +630,15 @@ def _next_characters(req: RunRequest, T: int, K: int, labels: list[str] | None,
 
 # ── the gradient-flow lab ────────────────────────────────────────────────────────────
 
-def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int
+def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int, directions: int = 1
             ) -> list[StepClamps | None] | None:
-    """The interventions as per-layer, per-step Clamps, each checked against the model."""
+    """The interventions as per-unit, per-step Clamps (unit k·directions + d, steps in its
+    reading order: a reverse direction's input step t is its step T−1−t), each checked
+    against the model."""
     if not req.interventions:
         return None
     targets = set(cell.gates) | {"h"} | ({"c"} if cell.has_cell_state else set())
-    out: list[StepClamps | None] = [None] * L
+    out: list[StepClamps | None] = [None] * (L * directions)
     for n, iv in enumerate(req.interventions):
         loc = ("interventions", n)
         if iv.layer >= L:
@@ -553,8 +654,14 @@ def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int
         if iv.units is not None and max(iv.units) >= H:
             raise invalid((*loc, "units"), f"unit {max(iv.units)} is past the last hidden unit "
                           f"({H - 1}) of hidden_size {H}", iv.units)
+        reverse = iv.direction == "reverse"
+        if reverse and directions == 1:
+            raise invalid((*loc, "direction"), "this model is not bidirectional: its layers "
+                          "have only the forward direction", iv.direction)
         units: np.ndarray | slice = slice(None) if iv.units is None else np.asarray(iv.units)
-        steps = out[iv.layer] = out[iv.layer] or [() for _ in range(T)]
+        u = iv.layer * directions + reverse
+        steps = out[u] = out[u] or [() for _ in range(T)]
         for t in range(iv.start, stop):
-            steps[t] = (*steps[t], Clamp(iv.target, units, iv.value))
+            r = T - 1 - t if reverse else t
+            steps[r] = (*steps[r], Clamp(iv.target, units, iv.value))
     return out

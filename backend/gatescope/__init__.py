@@ -7,6 +7,8 @@ The Python API:
     result.layers[0].gates["f"]        # (T, H) forget-gate values, NumPy
     result.to_json()                   # the /api/v1/run response as plain data
     gatescope.jacobian({...}, step=3)  # the H×H matrices of ∂c_t/∂c_{t−1} at step 3
+    model = gatescope.from_torch(net)  # a torch.nn.Module: embedding, RNN, head found
+    model.run({"input": {"tokens": [1, 2]}})  # gradients under net's own parameter names
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -15,6 +17,7 @@ from .contract.errors import ModelNotFoundError
 from .contract.results import JacobianResult, LayerResult, RunResult
 from .contract.schemas import JacobianRequest, RunRequest
 from .runner import jacobian, run
+from .runner.from_torch import TorchModel, from_torch
 
 try:
     __version__ = version("gatescope")
@@ -28,7 +31,9 @@ __all__ = [
     "ModelNotFoundError",
     "RunRequest",
     "RunResult",
+    "TorchModel",
     "__version__",
+    "from_torch",
     "jacobian",
     "run",
 ]

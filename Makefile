@@ -52,6 +52,7 @@ fixtures: $(TEST_STAMP)  ## regenerate the PyTorch golden fixtures (installs tor
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python tests/fixtures/generate.py
 	$(BIN)/python tests/fixtures/generate_training.py
+	$(BIN)/python tests/fixtures/generate_models.py
 
 bench: $(TEST_STAMP)  ## speed against PyTorch and over HTTP (installs torch into .venv); the lecture's claims (~25 min)
 	$(BIN)/python -m pip install --quiet torch==2.13.0

@@ -2,7 +2,7 @@
 // whose arrays point into the body, viewed in place as Float32Array / Float64Array.
 
 import { ApiError } from "./errors.js";
-import { parseNumbers } from "./numbers.js";
+import { parseNumbers, parseTokens } from "./numbers.js";
 
 const API = "/api/v1";
 
@@ -23,6 +23,8 @@ export function buildRequest(config) {
   }
   if (config.mode === "numbers") {
     req.input = { values: parseNumbers(config.sequence) };
+  } else if (config.mode === "tokens") {
+    req.input = { tokens: parseTokens(config.sequence) };
   } else {
     if (!config.sequence) throw new ApiError("Type a sequence to run: at least one character.", "input");
     req.input = { text: config.sequence };
@@ -53,8 +55,11 @@ export function raceRequests(config, { scale, forgetBias }, cells) {
   }));
 }
 
-// x_t of a run's first layer, for the step panel: one-hot over the vocab, or the numbers.
+// x_t of a run's first layer, for the step panel: one-hot over the vocab, or the numbers;
+// null for a model with an embedding (x_t is its row of the embedding, which stays on the
+// server).
 export function inputsOf(request, result) {
+  if (result.token_ids) return null;
   if (request.input.values) return request.input.values.map((row) => Float64Array.from(row));
   const vocab = [...result.vocab];
   return result.tokens.map((tok) => {
@@ -90,7 +95,7 @@ async function failure(response) {
   let body = {};
   try { body = await response.json(); } catch { /* not JSON */ }
   const first = Array.isArray(body.detail) && body.detail.length ? body.detail[0].loc : null;
-  return new ApiError(describe(response.status, body), fieldOf(first));
+  return new ApiError(describe(response.status, body), fieldOf(first), first);
 }
 
 export async function run(request) {
@@ -102,11 +107,13 @@ export async function run(request) {
   return decodeBinary(await response.arrayBuffer());
 }
 
-// The H×H one-step Jacobian (and the LSTM's four terms) at one step and layer.
-export async function jacobian(request, step, layer) {
+// The H×H one-step Jacobian (and the LSTM's four terms) at one step of one entry of a
+// result's layers (a layer, or one direction of a bidirectional one).
+export async function jacobian(request, step, entry) {
+  const where = { layer: entry.layer, ...(entry.direction === "reverse" ? { direction: "reverse" } : {}) };
   const response = await fetch(`${API}/jacobian?encoding=binary`, {
     method: "POST", headers: { "content-type": "application/json" },
-    body: JSON.stringify({ ...request, step, layer }),
+    body: JSON.stringify({ ...request, step, ...where }),
   });
   if (!response.ok) throw await failure(response);
   return decodeBinary(await response.arrayBuffer());
@@ -133,10 +140,12 @@ export async function listModels() {
   }
 }
 
-export async function upload(file, cell) {
+// Store a model file. `cell` only when the user said which nonlinearity a plain RNN has
+// (its file cannot tell): the page never sends a guess.
+export async function upload(file, cell = null) {
   const form = new FormData();
   form.append("file", file, file.name);
-  if (cell === "rnn_relu" || cell === "rnn_tanh") form.append("cell", cell);
+  if (cell) form.append("cell", cell);
   const response = await fetch(`${API}/models`, { method: "POST", body: form });
   if (!response.ok) {
     const err = await failure(response);

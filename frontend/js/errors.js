@@ -2,8 +2,9 @@
 // server's (its message names the field and the limit), or the page's own check of an input.
 
 export class ApiError extends Error {
-  constructor(message, field) {
+  constructor(message, field, loc = null) {
     super(message);
     this.field = field; // which control it concerns: input, weights, loss, run
+    this.loc = loc;     // the server's loc of the first error, when it sent one
   }
 }

@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { GATE_TITLES, at, gradientPanels, valuePanels } from "./config.js";
 import { ApiError } from "./errors.js";
+import { layerLabel } from "./values.js";
 import {
   clampView, configForModel, configForPreset, createState, fromQuery, sameConfig, toQuery,
 } from "./state.js";
@@ -38,7 +39,11 @@ const controls = createControls($("controls"), {
 });
 // a click on a value map picks a region for an intervention while that is on, else the step
 const valueMaps = createHeatmaps($("value-maps"), {
-  onPick: (t, unit, key) => interventions.pick(t, unit, key, { cell: state.result.cell, index: state.view.layer }) || pick(t, unit),
+  onPick: (t, unit, key) => {
+    const entry = state.result.layers[state.view.layer];
+    return interventions.pick(t, unit, key, { cell: state.result.cell, index: entry.layer,
+                                              reverse: entry.direction === "reverse" }) || pick(t, unit);
+  },
   tooltip,
 });
 const gradMaps = createHeatmaps($("grad-maps"), { onPick: pick, tooltip });
@@ -158,7 +163,7 @@ async function drawResult() {
   const res = state.result;
   const layer = res.layers[state.view.layer];
   const title = (name) => (GATE_TITLES[name] ? `${name} — ${GATE_TITLES[name]}` : name);
-  $("values-title").textContent = `Values · layer ${state.view.layer} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
+  $("values-title").textContent = `Values · ${layerLabel(res, state.view.layer)} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
   const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(layer, path), kind, name]);
   const rev = `${state.revision}/${state.view.layer}`;
   await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate), drawGradientMaps(),
@@ -289,7 +294,7 @@ function scheduleMatrices() {
     const { step, layer } = state.view;
     if (!request || !result) return;
     try {
-      const jac = await api.jacobian(request, step, layer);
+      const jac = await api.jacobian(request, step, result.layers[layer]);
       if (state.request !== request || state.view.step !== step || state.view.layer !== layer) return;
       await formula.showMatrices(jac, result.cell, result.tokens);
       document.body.dataset.matrices = `${step}/${layer}`;
@@ -510,11 +515,11 @@ async function loadPreset(id) {
   await runNow({ push: true });
 }
 
-async function uploadModel(file) {
+async function uploadModel(file, cell = null) {
   controls.showErrors({});
   controls.setRunning(true, `Uploading ${file.name}…`);
   try {
-    const info = await api.upload(file, state.config.cell);
+    const info = await api.upload(file, cell);
     await refreshModels(info.model_id);
     if (state.running) await state.inflight; // then run the new model, not drop it
     state.config = configForModel(state.config, info);
@@ -523,6 +528,12 @@ async function uploadModel(file) {
     await runNow({ push: true });
   } catch (err) {
     controls.setRunning(false);
+    if (err instanceof ApiError && err.loc && err.loc[1] === "cell" && !cell) {
+      // a plain RNN: its file cannot say tanh or relu, so the page asks rather than guesses
+      controls.askCell(`${file.name} holds a plain RNN, and a file cannot say which nonlinearity it applies. Which is it?`,
+                       (chosen) => uploadModel(file, chosen));
+      return;
+    }
     showError(err);
   }
 }

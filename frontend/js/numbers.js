@@ -19,3 +19,14 @@ export function parseNumbers(text) {
   }
   return values;
 }
+
+// "3 1 4, 1" → [3, 1, 4, 1]: token ids, for a model with an embedding.
+export function parseTokens(text) {
+  const parts = text.split(/[\s,;]+/).filter((v) => v.length);
+  if (!parts.length) throw new ApiError("Type at least one token id.", "input");
+  return parts.map((v, t) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new ApiError(`Step ${t}: "${v}" is not a token id (a whole number from 0).`, "input");
+    return n;
+  });
+}

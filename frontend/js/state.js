@@ -2,7 +2,7 @@
 // The form writes into `config`, a run reads it, and both halves round-trip through the URL,
 // so a copied link reproduces the view. Every property is declared once, in PROPS.
 
-import { parseNumbers } from "./numbers.js";
+import { parseNumbers, parseTokens } from "./numbers.js";
 
 // How a property reads from text (a URL parameter, a form field); undefined = not valid,
 // so the default stands.
@@ -29,7 +29,7 @@ export const PROPS = Object.freeze([
   { key: "forgetBias", param: "fb", type: "optionalNumber", default: "", part: "config" },
   { key: "model", param: "model", type: "string", default: "", part: "config" },
   { key: "mode", param: "mode", type: "choice", default: "text", part: "config",
-    choices: ["text", "numbers"] },
+    choices: ["text", "numbers", "tokens"] },
   { key: "sequence", param: "seq", type: "string", default: "hello world", part: "config" },
   { key: "loss", param: "loss", type: "choice", default: "last", part: "config",
     choices: ["last", "unit", "all", "task", "next"] },
@@ -116,15 +116,26 @@ export function clampView(view, result) {
   const within = (v, n) => Math.min(Math.max(0, v | 0), n - 1);
   view.step = within(view.step, result.steps);
   view.unit = within(view.unit, result.hidden_size);
-  view.layer = within(view.layer, result.num_layers);
+  view.layer = within(view.layer, result.layers.length);  // a layer, or one direction of one
 }
 
 // The configuration for a stored model: its cell and sizes, and an input it can take — text
-// in its vocab (the current text if every character is in it), else numbers of its input size.
+// in its vocab (the current text if every character is in it), token ids for a model with an
+// embedding and no vocab, else numbers of its input size.
 export function configForModel(config, info) {
   const out = { ...config, weights: "model", model: info.model_id, cell: info.cell,
                 hidden: info.hidden_size, layers: info.num_layers };
-  if (info.vocab) {
+  if (info.embedding && !info.vocab) {
+    const V = info.embedding.num_embeddings;
+    let fits = false;
+    try {
+      fits = out.mode === "tokens" && parseTokens(out.sequence).every((id) => id < V);
+    } catch { /* not token ids: replaced below */ }
+    if (!fits) {
+      out.mode = "tokens";
+      out.sequence = Array.from({ length: 12 }, (_, t) => (t * 7) % V).join(" ");
+    }
+  } else if (info.vocab) {
     const fits = out.mode === "text" && out.sequence && [...out.sequence].every((ch) => info.vocab.includes(ch));
     if (!fits) {
       out.mode = "text";

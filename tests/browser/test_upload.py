@@ -37,7 +37,7 @@ def test_uploading_a_safetensors_lstm_runs_it(page, server, tmp_path):
 
     open_page(page, server)
     field(page, "Sequence").fill("abcdeedcba")  # in the model's vocab
-    field(page, "Weights").select_option(label="Uploaded model")
+    field(page, "Weights").select_option(label="Stored model or preset")
     expect(field(page, "Upload .safetensors or .npz")).to_be_visible()
     expect(field(page, "Stored model")).to_be_visible()
     expect(field(page, "Seed")).to_be_hidden()

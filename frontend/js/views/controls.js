@@ -3,6 +3,7 @@
 // Errors appear beside the control they concern (role="alert").
 
 import { DEFAULTS, parse } from "../state.js";
+import { createModelAbout } from "./modelabout.js";
 
 const FIELDS = Object.keys(DEFAULTS);  // each is the id of its control
 const ERROR_SLOTS = ["input", "weights", "loss", "run"];
@@ -12,6 +13,7 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
   const runButton = el("run");
   const progress = el("progress");
   const status = el("status");
+  const about = createModelAbout(el("model-about"));
 
   // an edit of a field goes into the state at once, typed: as it is typed ("input") and when
   // it is committed ("change")
@@ -29,6 +31,7 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
       if (ev.target.files.length) onUpload(ev.target.files[0]);
       return;
     }
+    if (ev.target.id === "model" || ev.target.id === "weights") asking = false;
     edited(ev);
     keepingState(refreshVisibility);
   });
@@ -62,14 +65,25 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
     form.querySelectorAll(".when-model").forEach((n) => { n.hidden = random; });
     if (random) form.querySelectorAll(".when-lstm").forEach((n) => { n.hidden = el("cell").value !== "lstm"; });
     form.querySelectorAll(".when-unit-loss").forEach((n) => { n.hidden = el("loss").value !== "unit"; });
-    // an uploaded model decides its own cell and sizes
-    for (const id of ["hidden", "layers"]) el(id).disabled = !random;
+    // a stored model decides its own cell and sizes: shown, not editable
+    for (const id of ["cell", "hidden", "layers"]) {
+      el(id).disabled = !random;
+      el(id).title = random ? "" : "the chosen model's own";
+    }
     el("sequence").placeholder = el("mode").value === "text" ? "hello world" : "0.5, 1\n-1, 0.25";
     // the readout's losses need a model that has one
     const chosen = !random && models.find((m) => m.model_id === el("model").value);
     for (const option of form.querySelectorAll(".needs-readout")) option.disabled = !(chosen && chosen.readout);
     if (el("loss").selectedOptions[0]?.disabled) el("loss").value = "last";  // not this model's
     el("preset").value = !random && models.some((m) => m.preset && m.model_id === el("model").value) ? el("model").value : "";
+    if (!asking) about.show(chosen || null);
+  }
+
+  // a plain RNN's upload: which nonlinearity? (its file cannot tell)
+  let asking = false;
+  function askCell(message, onChoose) {
+    asking = true;
+    about.askCell(message, (cell) => { asking = false; onChoose(cell); });
   }
 
   // Show a configuration (after back/forward, a preset, an upload); see report().
@@ -103,9 +117,16 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
     models = list;
     const select = el("model");
     const options = [new Option(list.length ? "— choose —" : "— upload one —", "")];
-    for (const m of list) {
-      const label = `${m.name} · ${m.cell.toUpperCase()} H=${m.hidden_size} L=${m.num_layers}${m.vocab ? " · text" : ""}`;
-      options.push(new Option(label, m.model_id));
+    // presets and uploads apart, each labelled for what it is
+    for (const [title, preset] of [["Presets (bundled, trained)", true], ["Uploaded", false]]) {
+      const group = document.createElement("optgroup");
+      group.label = title;
+      for (const m of list.filter((x) => !!x.preset === preset)) {
+        const bi = m.rnn && m.rnn.bidirectional ? " bidirectional" : "";
+        const label = `${m.name} · ${m.cell.toUpperCase()}${bi} H=${m.hidden_size} L=${m.num_layers}${m.vocab ? " · text" : ""}`;
+        group.append(new Option(label, m.model_id));
+      }
+      if (group.children.length) options.push(group);
     }
     select.replaceChildren(...options);
     select.value = selected || "";
@@ -121,7 +142,7 @@ export function createControls(form, { onChange, onSubmit, onUpload, onPreset })
     refreshVisibility();
   }
 
-  return { write, showErrors, setRunning, setModels };
+  return { write, showErrors, setRunning, setModels, askCell };
 }
 
 // "LSTM H=64 · accuracy 99.9 %", from a preset's card.

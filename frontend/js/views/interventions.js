@@ -65,17 +65,18 @@ export function compare(before, after, k, items) {
   const maps = [...valuePanels(before.cell), ["∂L/∂h", ["grads", "h"], "signed"]].map(([name, path]) => [
     `Δ ${name} (intervened − original)`, difference(at(after.layers[k], path), at(before.layers[k], path)), "signed", name]);
   const T = before.steps;
-  const boxes = items.filter((iv) => iv.layer === k).map((iv) => ({
+  const shown = before.layers[k];  // the page's interventions replace forward directions
+  const boxes = items.filter((iv) => iv.layer === shown.layer && shown.direction !== "reverse").map((iv) => ({
     type: "rect", x0: iv.start - 0.5, x1: Math.min(iv.stop, T) - 0.5,
     y0: (iv.units ? iv.units[0] : 0) - 0.5, y1: (iv.units ? iv.units[iv.units.length - 1] : before.hidden_size - 1) + 0.5,
     line: { color: "#111", width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)",
   }));
-  const top = before.num_layers - 1;
+  const top = (before.num_layers - 1) * (before.bidirectional ? 2 : 1);  // its forward direction
   const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * before.hidden_size);
   const maxLast = lastH.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   const summary = `${items.map(describe).join("; ")}. The loss goes from `
     + `${fmt(before.loss, 6)} to ${fmt(after.loss, 6)}; the top layer's last state h_${T - 1} moves by up to `
-    + `${fmt(maxLast, 4)} per unit. Dotted boxes: the replaced entries (layer ${k}).`;
+    + `${fmt(maxLast, 4)} per unit. Dotted boxes: the replaced entries (layer ${shown.layer}).`;
   return { maps, boxes, summary };
 }
 
@@ -188,6 +189,10 @@ export function createInterventions(root, { onRun, onClear, onPickMode }) {
     if (!picking) return false;
     if (!targetsOf(layer.cell).includes(key)) {
       pickStatus.textContent = `${key} is computed from others, not replaceable here: click a map of ${targetsOf(layer.cell).join(", ")}.`;
+      return true;
+    }
+    if (layer.reverse) {
+      pickStatus.textContent = "The page replaces values in a layer's forward direction: choose a forward (→) layer above to pick there. (The API's interventions take direction: \"reverse\".)";
       return true;
     }
     if (!corner) {

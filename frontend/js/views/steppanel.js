@@ -5,7 +5,7 @@
 
 import { CELLS, GATE_TITLES, fmt } from "../config.js";
 import { colorOf, cssColor } from "../colors.js";
-import { stepValues } from "../values.js";
+import { layerLabel, stepValues } from "../values.js";
 import { equations } from "./equations.js";
 
 export function createStepPanel(root, { onUnit }) {
@@ -65,7 +65,7 @@ export function createStepPanel(root, { onUnit }) {
     const sig = `${cell}|${spec.map((s) => s.name || s.flow).join("|")}`;
     if (sig !== signature) { build(spec); signature = sig; }
     const token = res.tokens ? ` · token ${JSON.stringify(res.tokens[t])}` : "";
-    title.textContent = `Step t = ${t}${token} · layer ${k} · unit ${unit}`;
+    title.textContent = `Step t = ${t}${token} · ${layerLabel(res, k)} · unit ${unit}`;
     const values = stepValues(res, k, t, inputs);
     for (const row of rows) {
       const v = values[row.key];

@@ -1,6 +1,7 @@
 // Time controls: slider, first/previous/play/next/last, speed, layer and unit pickers.
 
 import { showToken } from "../config.js";
+import { layerLabel } from "../values.js";
 
 export function createStepper(root, handlers) {
   const el = (id) => root.querySelector(`#${id}`);
@@ -32,9 +33,10 @@ export function createStepper(root, handlers) {
     readout.textContent = `t = ${step} / ${T - 1}${tok}`;
     play.textContent = state.playing ? "❚❚" : "▶";
     play.setAttribute("aria-label", state.playing ? "Pause" : "Play");
-    const L = res ? res.num_layers : 1;
-    if (layerSelect.options.length !== L) {
-      layerSelect.replaceChildren(...Array.from({ length: L }, (_, k) => new Option(`${k}`, String(k))));
+    // one option per entry of the result's layers: a layer, or one direction of one
+    const labels = res ? res.layers.map((_, k) => layerLabel(res, k).replace(/^layer /, "")) : ["0"];
+    if ([...layerSelect.options].map((o) => o.text).join("|") !== labels.join("|")) {
+      layerSelect.replaceChildren(...labels.map((label, k) => new Option(label, String(k))));
     }
     layerSelect.value = String(layer);
     unitInput.max = String(res ? res.hidden_size - 1 : 0);

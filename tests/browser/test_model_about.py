@@ -1,0 +1,114 @@
+"""The page says what a stored model is: after an upload, what was found (embedding, RNN,
+head) and ignored; the form then shows the model's cell, sizes and layers, locked; a
+bundled preset is labelled a preset with its card; a bidirectional model's layers are
+pickable by layer and direction; a plain RNN's nonlinearity is asked for, not guessed."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from playwright.sync_api import Page, expect
+
+from tests.helpers.browser import field, open_page, page_request, revision, shot, wait_new_result
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _upload(page: Page, path: Path) -> None:
+    field(page, "Weights").select_option(label="Stored model or preset")
+    before = revision(page)
+    page.locator("#upload").set_input_files(path)
+    wait_new_result(page, before)
+
+
+def test_an_upload_is_described_and_locks_the_form(page: Page, server: str) -> None:
+    open_page(page, server)
+    _upload(page, FIXTURES / "models" / "bigru_tagger.safetensors")
+    about = page.locator("#model-about")
+    expect(about).to_be_visible()
+    expect(about.locator(".tag")).to_have_text("Uploaded")
+    expect(about).to_contain_text("Embedding embed: 9 token ids → vectors of 4")
+    expect(about).to_contain_text("RNN gru: GRU, 2 layers, H = 3, input size 4, bidirectional")
+    expect(about).to_contain_text("Head classifier: 5 outputs (softmax)")
+    expect(about).to_contain_text("Ignored (0): nothing")
+    # the form shows the model's own cell, sizes and layers, and they cannot be changed
+    for label, value in (("Cell", "gru"), ("Hidden size", "3"), ("Layers", "2")):
+        expect(field(page, label)).to_have_value(value)
+        expect(field(page, label)).to_be_disabled()
+    # an embedding model without a vocab reads token ids
+    expect(field(page, "Input mode")).to_have_value("tokens")
+    request = page_request(page)
+    assert set(request["input"]) == {"tokens"} and max(request["input"]["tokens"]) < 9
+    # the layer picker: each layer in both directions
+    layer = page.locator("#layer")
+    expect(layer.locator("option")).to_have_text(["0 → (forward)", "0 ← (reverse)",
+                                                  "1 → (forward)", "1 ← (reverse)"])
+    result = page.evaluate("""() => { const r = window.gatescope.state.result;
+      return {bi: r.bidirectional, n: r.layers.length, ids: Array.from(r.token_ids.data)}; }""")
+    assert result["bi"] is True and result["n"] == 4 and result["ids"] == request["input"]["tokens"]
+    shot(page, "model-about-bigru")
+    # a reverse direction shown: titles say so, and the step panel's previous state is the
+    # one it read before (the next step's)
+    layer.select_option(label="1 ← (reverse)")
+    expect(page.locator("#values-title")).to_contain_text("layer 1 ← (reverse)")
+    prev = page.evaluate("""async () => {
+      const { stepValues } = await import('/js/values.js');
+      const s = window.gatescope.state, r = s.result;
+      const v = stepValues(r, 3, 2, s.inputs);
+      const h = r.layers[3].h, H = h.shape[1];
+      return { prev: Array.from(v.hPrev), want: Array.from(h.data.subarray(3 * H, 4 * H)),
+               xlen: v.x.length };
+    }""")
+    assert np.allclose(prev["prev"], prev["want"]) and prev["xlen"] == 6  # [h→; h←] below
+    # a random model again: the controls unlock
+    field(page, "Weights").select_option(label="Random (PyTorch init)")
+    expect(field(page, "Cell")).to_be_enabled()
+    expect(about).to_be_hidden()
+
+
+def test_a_preset_is_labelled_a_preset_with_its_card(page: Page, server: str) -> None:
+    open_page(page, server)
+    with urllib.request.urlopen(f"{server}/api/v1/models") as r:
+        listed = json.load(r)["data"]
+    bracket = next(m for m in listed if m["name"] == "bracket_depth-lstm")
+    before = revision(page)
+    page.locator("#preset").select_option(bracket["model_id"])
+    wait_new_result(page, before)
+    about = page.locator("#model-about")
+    expect(about.locator(".tag")).to_have_text("Preset")
+    expect(about).to_contain_text("bracket_depth-lstm")
+    expect(about).to_contain_text("Trained on")
+    expect(about).to_contain_text("Held out")
+    expect(about).to_contain_text("accuracy 100.0 % on 256 sequences")
+    expect(about).to_contain_text("Units worth looking at")
+    expect(about).to_contain_text(bracket["card"]["command"])
+    # in the stored-model list the presets are a group of their own
+    group = page.locator("#model optgroup", has=page.locator(f"option[value='{bracket['model_id']}']"))
+    expect(group).to_have_attribute("label", "Presets (bundled, trained)")
+    expect(field(page, "Weights").locator("option:checked")).to_have_text("Stored model or preset")
+    shot(page, "model-about-preset")
+
+
+def test_a_plain_rnns_nonlinearity_is_asked_for(pages, server: str, tmp_path: Path) -> None:
+    page = pages.new()
+    pages.watch.allowed_console.append(re.compile(r"status of 422"))  # the upload's, asked
+    data = (FIXTURES / "models" / "rnn_relu_classifier.safetensors").read_bytes()
+    path = tmp_path / "relu-rnn.safetensors"
+    path.write_bytes(data)
+    open_page(page, server)
+    field(page, "Weights").select_option(label="Stored model or preset")
+    page.locator("#upload").set_input_files(path)
+    about = page.locator("#model-about")
+    expect(about).to_contain_text("holds a plain RNN")
+    expect(about).to_contain_text("Which is it?")
+    shot(page, "model-about-ask-cell")
+    before = revision(page)
+    about.get_by_role("button", name="It is RNN (relu)").click()
+    wait_new_result(page, before)
+    expect(about).to_contain_text("RNN model.rnn: RNN (relu), 2 layers")
+    expect(about).to_contain_text("Head model.fc: 3 outputs")
+    assert page.evaluate("window.gatescope.state.result.cell") == "rnn_relu"

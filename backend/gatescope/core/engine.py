@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .cells import Cell, Trace, head
+from .cells import Cell, Trace, head, lstm
 from .cells.clamps import StepClamps
 from .memory import keep_freed_memory
-from .params import StateDict, unit_names
+from .params import StateDict, projection_name, unit_names
 
 # called between layers (and chunks of connectivity): a caller's way to stop a run early,
 # by raising; the math never needs one
@@ -107,10 +107,17 @@ def forward(
             W_hhT = np.ascontiguousarray(W_hh.T)
             trace = cell.new_trace(T, h0[u], None if c0 is None else c0[u])
             unit_clamps = clamps[u] if clamps else None
+            W_hr = params.get(projection_name(u, directions))  # an LSTM's proj_size
             with step_loop_threads():
-                cell.forward(xw, W_hhT, b_step, trace, unit_clamps)
+                if W_hr is None:
+                    cell.forward(xw, W_hhT, b_step, trace, unit_clamps)
+                else:  # a projection: only the LSTM has one (prepare checks)
+                    assert isinstance(trace, lstm.Trace)
+                    lstm.forward(xw, W_hhT, b_step, trace, unit_clamps,
+                                 np.ascontiguousarray(W_hr.T))
             if unit_clamps:
-                trace.clamped = clamped_masks(unit_clamps, (T, N, h0.shape[-1]))
+                width = h0.shape[-1] if c0 is None else c0.shape[-1]  # H, the gates' width
+                trace.clamped = clamped_masks(unit_clamps, (T, N, width))
             traces.append(trace)
             outputs.append(trace.h[1:] if d == 0 else trace.h[:0:-1])  # in input order
         layer_input = outputs[0] if directions == 1 else np.concatenate(outputs, axis=-1)
@@ -148,12 +155,14 @@ def backward(
     """
     T, N, _ = dH_top.shape
     U = len(traces)
-    H = traces[0].h.shape[-1]
+    H = traces[0].h.shape[-1]  # h's width: P with a projection
+    c = traces[0].c
+    Hc = H if c is None else c.shape[-1]  # the gates' and c's width
     dt = dH_top.dtype
     layers: list[LayerGrads] = [None] * U  # type: ignore[list-item]
     grads: StateDict = {}
     dh0 = np.zeros((U, N, H), dt)
-    dc0 = np.zeros((U, N, H), dt) if cell.has_cell_state else None
+    dc0 = np.zeros((U, N, Hc), dt) if cell.has_cell_state else None
     d_external = dH_top  # ∂L/∂(layer output) from outside the recurrence: loss, layer above
     for k in reversed(range(U // directions)):
         layer_input = X if k == 0 else layer_output(traces, k - 1, directions)
@@ -165,11 +174,18 @@ def backward(
             W_ih, W_hh, _, _ = (params[name] for name in unit_names(u, directions))
             ext = d_external[..., d * H:(d + 1) * H]
             ext = ext if d == 0 else ext[::-1]  # into the reverse direction's reading order
-            dA = np.empty((T, N, cell.blocks * H), dt)
+            dA = np.empty((T, N, cell.blocks * Hc), dt)
             dH = np.empty((T, N, H), dt)
-            dC = np.empty((T, N, H), dt) if cell.has_cell_state else None
+            dC = np.empty((T, N, Hc), dt) if cell.has_cell_state else None
+            n_hr = projection_name(u, directions)
+            W_hr = params.get(n_hr)
             with step_loop_threads():
-                dh0[u], dc_first = cell.backward(trace.local, ext, W_hh, truncate, dA, dH, dC)
+                if W_hr is None:
+                    dh0[u], dc_first = cell.backward(trace.local, ext, W_hh, truncate, dA, dH,
+                                                     dC)
+                else:
+                    dh0[u], dc_first = lstm.backward(trace.local, ext, W_hh, truncate, dA, dH,
+                                                     dC, W_hr)
             if dc0 is not None:
                 dc0[u] = dc_first
 
@@ -182,6 +198,9 @@ def backward(
                 grads[n_hh] = flat_hh.T @ trace.h[:-1].reshape(T * N, H)  # Σ dA_tᵀ h_{t−1}
                 grads[n_bih] = flat.sum(axis=0)
                 grads[n_bhh] = flat_hh.sum(axis=0)
+                if W_hr is not None:  # h_t = W_hr m_t: dW_hr = Σ_t ∂L/∂h_tᵀ m_t
+                    assert isinstance(trace, lstm.Trace) and trace.m is not None
+                    grads[n_hr] = dH.reshape(T * N, H).T @ trace.m.reshape(T * N, Hc)
             # ∂L/∂(this layer's input): the layer below's output, or x
             part = (flat @ W_ih).reshape(T, N, -1)
             part = part if d == 0 else part[::-1]
@@ -189,7 +208,8 @@ def backward(
             layers[u] = LayerGrads(dH, dC, dA)
         assert d_input is not None
         d_external = d_input
-    ordered = {name: grads[name] for u in range(U) for name in unit_names(u, directions)
+    ordered = {name: grads[name] for u in range(U)
+               for name in (*unit_names(u, directions), projection_name(u, directions))
                if name in grads}
     return Gradients(layers, d_external, ordered, dh0, dc0)
 

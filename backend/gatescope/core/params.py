@@ -29,18 +29,27 @@ def unit_names(unit: int, directions: int) -> tuple[str, str, str, str]:
     return param_names(unit // directions, unit % directions == 1)
 
 
-def shapes(cell: Cell, D: int, H: int, L: int, directions: int = 1
+def projection_name(unit: int, directions: int) -> str:
+    """weight_hr_l{k}[_reverse]: an LSTM's projection (proj_size P), P×H."""
+    return unit_names(unit, directions)[1].replace("weight_hh", "weight_hr", 1)
+
+
+def shapes(cell: Cell, D: int, H: int, L: int, directions: int = 1, proj: int = 0
            ) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape, in state_dict order (per layer, the forward direction's, then
-    the reverse's). Layer k > 0 reads the layer below's directions·H outputs."""
+    the reverse's). Layer k > 0 reads the layer below's directions·P outputs, P the
+    projection size of an LSTM with proj_size (weight_hr P×H), else H."""
     G = cell.blocks
+    P = proj or H
     out: dict[str, tuple[int, ...]] = {}
     for u in range(L * directions):
         w_ih, w_hh, b_ih, b_hh = unit_names(u, directions)
-        out[w_ih] = (G * H, D if u < directions else directions * H)
-        out[w_hh] = (G * H, H)
+        out[w_ih] = (G * H, D if u < directions else directions * P)
+        out[w_hh] = (G * H, P)
         out[b_ih] = (G * H,)
         out[b_hh] = (G * H,)
+        if proj:
+            out[projection_name(u, directions)] = (P, H)
     return out
 
 

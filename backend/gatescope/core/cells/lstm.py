@@ -5,9 +5,10 @@
     g = tanh(W_ig x + b_ig + W_hg h + b_hg)
     o = σ(W_io x + b_io + W_ho h + b_ho)
     c' = f ⊙ c + i ⊙ g
-    h' = o ⊙ tanh(c')
+    h' = o ⊙ tanh(c')              (with proj_size P: m' = o ⊙ tanh(c'), h' = W_hr m')
 
-Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H). The input
+Shapes: N sequences, H hidden units, the four gate blocks stacked as (N, 4H); with a
+projection, h is P wide (W_hh is 4H×P, W_hr P×H) and c, the gates and m are H wide. The input
 projection xw = x W_ihᵀ + b_ih + b_hh of every step is one matrix product done by the engine
 before the time loop (the two biases only ever appear summed).
 """
@@ -61,7 +62,8 @@ class Trace:
     """Everything the forward pass of one layer computed, time first.
 
     h, c: (T+1, N, H) with the initial state at index 0, so step t reads index t and writes t+1.
-    pre, act: (T, N, 4H); tanh_c: (T, N, H).
+    pre, act: (T, N, 4H); tanh_c: (T, N, H). With a projection h is (T+1, N, P) and m, the
+    state before it, (T, N, H): m_t = o_t ⊙ tanh(c_t), h_t = W_hr m_t.
     """
 
     h: np.ndarray
@@ -71,17 +73,19 @@ class Trace:
     tanh_c: np.ndarray
     # target → (T, N, H) bool: entries an intervention replaced (no gradient into their producer)
     clamped: dict[str, np.ndarray] = field(default_factory=dict)
+    m: np.ndarray | None = None  # with a projection only
 
     @classmethod
     def empty(cls, T: int, h0: np.ndarray, c0: np.ndarray | None) -> Trace:
         assert c0 is not None, "an LSTM layer starts from (h0, c0)"
-        N, H = h0.shape
+        N, P = h0.shape  # P = H without a projection
+        H = c0.shape[-1]
         dt = h0.dtype
-        h = np.empty((T + 1, N, H), dt)
+        h = np.empty((T + 1, N, P), dt)
         c = np.empty((T + 1, N, H), dt)
         h[0], c[0] = h0, c0
         return cls(h, c, np.empty((T, N, 4 * H), dt), np.empty((T, N, 4 * H), dt),
-                   np.empty((T, N, H), dt))
+                   np.empty((T, N, H), dt), m=np.empty((T, N, H), dt) if P != H else None)
 
     def step(self, t: int) -> Step:
         return Step(self.h[t], self.c[t], self.pre[t], self.act[t], self.c[t + 1],
@@ -136,13 +140,13 @@ def split_recurrent_bias(b_hh: np.ndarray) -> tuple[np.ndarray, None]:
 
 
 def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace: Trace,
-            clamps: StepClamps | None = None) -> None:
+            clamps: StepClamps | None = None, W_hrT: np.ndarray | None = None) -> None:
     """The recurrence over every step t = 0 … T−1, from the initial state in trace.h[0],
     trace.c[0]; writes trace.pre, act, c, tanh_c, h. Step t's named cache is trace.step(t).
 
-    xw: (T, N, 4H) = x_t W_ihᵀ + b_ih + b_hh for every step (overwritten). W_hhT: (H, 4H).
-    clamps: None, or one tuple of interventions per step, each applied right after its
-    target is computed.
+    xw: (T, N, 4H) = x_t W_ihᵀ + b_ih + b_hh for every step (overwritten). W_hhT: (H, 4H),
+    or (P, 4H) with a projection W_hrT: (H, P), h_t = m_t W_hrᵀ. clamps: None, or one tuple of
+    interventions per step, each applied right after its target is computed.
 
     Speed: the loop makes the fewest NumPy calls the equations allow (each costs ~1 µs next
     to a ~20 µs product) and passes `out` positionally (as a keyword it costs ~0.2 µs more).
@@ -152,16 +156,19 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace:
     exact, so `pre` is restored bit for bit after the loop (a zero as +0). As in PyTorch,
     σ(x) = 0 where e^(−x) overflows (x < −88.7 in float32, −709.8 in float64).
     """
-    H = trace.h.shape[-1]
+    H = trace.c.shape[-1]
     sigmoids = (slice(0, 2 * H), slice(3 * H, 4 * H))  # i, f; o
     W_hhT = negate_sigmoid_blocks(xw, W_hhT, sigmoids)  # xw: the engine's own, flipped in place
     act, c, h = trace.act, trace.c, trace.h
     i, f, g, o = split_gates(act).values()
-    ig = np.empty_like(h[0])  # i ⊙ g
+    ig = np.empty_like(c[0])  # i ⊙ g
+    # m_t = o ⊙ tanh(c_t): h_t itself, or with a projection its own buffer, h_t = m_t W_hrᵀ
+    ms = h[1:] if trace.m is None else trace.m
     steps = zip(xw, trace.pre, trace.pre[..., 2 * H:3 * H], act, i, f, g, o,
-                h[:-1], c[:-1], c[1:], trace.tanh_c, h[1:], clamps or [()] * len(xw), strict=True)
+                h[:-1], c[:-1], c[1:], trace.tanh_c, ms, h[1:], clamps or [()] * len(xw),
+                strict=True)
     with np.errstate(over="ignore"):  # e^(−x) → inf gives σ = 0
-        for xw_t, pre, pre_g, act_t, i_t, f_t, g_t, o_t, h_prev, c_prev, c_t, tanh_c, h_t, \
+        for xw_t, pre, pre_g, act_t, i_t, f_t, g_t, o_t, h_prev, c_prev, c_t, tanh_c, m_t, h_t, \
                 clamp in steps:
             np.matmul(h_prev, W_hhT, pre)  # −i, −f, g, −o pre-activations
             np.add(pre, xw_t, pre)
@@ -177,15 +184,17 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace:
             if clamp:
                 apply(clamp, {"c": c_t})
             np.tanh(c_t, tanh_c)
-            np.multiply(o_t, tanh_c, h_t)  # h' = o ⊙ tanh(c')
+            np.multiply(o_t, tanh_c, m_t)  # h' = o ⊙ tanh(c')
+            if W_hrT is not None:
+                np.matmul(m_t, W_hrT, h_t)  # h' = W_hr m'
             if clamp:
                 apply(clamp, {"h": h_t})
     restore_sigmoid_blocks(trace.pre, sigmoids)
 
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
-             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None
-             ) -> tuple[np.ndarray, np.ndarray]:
+             dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None,
+             W_hr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Backpropagation through time for one layer, t = T−1 … 0.
 
     local: every step's local derivatives, (T, N, …) (from Trace.local; N may be 1 and
@@ -194,15 +203,18 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     t is a positive multiple of k. Writes dH, dC (T, N, H), the total ∂L/∂h_t and ∂L/∂c_t, and
     dA (T, N, 4H), ∂L/∂(pre-activations). Returns ∂L/∂h_{−1}, ∂L/∂c_{−1}: (N, H) each.
     Steps that dh_ext does not reach (all but the last for a loss on h_{T−1}) skip adding it.
+    With a projection W_hr (P, H), h and dh_ext are P wide (W_hh is 4H×P) and the gradient
+    reaches m_t = o ⊙ tanh(c_t) as ∂L/∂m_t = ∂L/∂h_t W_hr.
 
     The loop runs backwards over views of every array at once (steps.back_through_time:
     ∂L/∂h_{t−1} through step t, da_t W_hh, goes straight into row t−1 of dH). dc_carry holds
     ∂L/∂c_t from step t+1 on entry to step t, ∂L/∂c_{t−1} on exit.
     """
     assert dC is not None, "an LSTM layer writes ∂L/∂c_t"
-    T, N, H = dH.shape
+    T, N, H = dC.shape
     dh0, walk = back_through_time(dh_ext, dH, truncate)
     dc_carry = np.zeros((N, H), dH.dtype)
+    dm = np.empty((N, H), dH.dtype)  # ∂L/∂m_t, with a projection
     dA_ifg = dA[..., :3 * H].reshape(T, N, 3, H)
     own = zip(dC[::-1], dC[::-1, :, None, :], dA[::-1], dA_ifg[::-1], dA[::-1, :, 3 * H:],
               local.dh_dc[::-1], local.dc_dpre[::-1], local.dh_dpre_o[::-1], local.f[::-1],
@@ -211,10 +223,11 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
                                           dh_dpre_o, f) in zip(walk, own, strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
-        np.multiply(dh, dh_dc, dc)  # total ∂L/∂c_t: through h = o ⊙ tanh(c), and from t+1
+        dm_t = dh if W_hr is None else np.matmul(dh, W_hr, dm)  # through h = W_hr m
+        np.multiply(dm_t, dh_dc, dc)  # total ∂L/∂c_t: through m = o ⊙ tanh(c), and from t+1
         np.add(dc, dc_carry, dc)
         np.multiply(dc_dpre, dc_bcast, da_ifg)  # ∂L/∂ pre-activations of i, f, g
-        np.multiply(dh, dh_dpre_o, da_o)  # … and of o
+        np.multiply(dm_t, dh_dpre_o, da_o)  # … and of o
         if cut:  # the state entering t is detached: values carried on, gradients stop
             dh_prev[...] = 0.0
             dc_carry[...] = 0.0

@@ -75,6 +75,8 @@ class RunResponse(BaseModel):
     num_layers: int
     bidirectional: bool = Field(False, description="layers then holds 2L entries: layer k's "
                                 "forward direction, then its reverse")
+    proj_size: int = Field(0, description="an LSTM with a projection: P, the width of h "
+                           "(c and the gates stay H wide); 0 for none")
     truncate: int | None
     tokens: list[str] | None
     vocab: str | None
@@ -123,7 +125,8 @@ class RNNInfo(BaseModel):
     cell: CellName
     layers: int
     bidirectional: bool = False
-    proj_size: int = Field(0, description="an LSTM's projection size; 0 for none")
+    proj_size: int = Field(0, description="an LSTM's projection size P (h = W_hr m, P "
+                           "wide); 0 for none")
     cells: bool = Field(False, description="a loop of nn.LSTMCell/GRUCell/RNNCell modules, "
                         "one per layer, rather than one nn.LSTM/GRU/RNN")
     bias: bool = Field(True, description="false for a file without biases (bias=False)")

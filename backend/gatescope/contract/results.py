@@ -84,6 +84,7 @@ class RunResult:
     outputs: dict[str, np.ndarray] | None = None  # {"logits", "probs"} with a readout
     token_ids: list[int] | None = None  # a model with an embedding: the ids it read
     bidirectional: bool = False  # layers then holds two entries per layer
+    proj_size: int = 0  # an LSTM's projection: h is P wide, c and the gates H
 
     def as_dict(self) -> dict[str, Any]:
         """The response's structure with the arrays left as NumPy arrays."""
@@ -94,6 +95,7 @@ class RunResult:
             "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
             "input_size": self.input_size, "hidden_size": self.hidden_size,
             "num_layers": self.num_layers, "bidirectional": self.bidirectional,
+            "proj_size": self.proj_size,
             "truncate": self.truncate,
             "tokens": self.tokens, "vocab": self.vocab, **ids, "loss": self.loss, **outputs,
             "layers": [layer.as_dict() for layer in self.layers],

@@ -97,13 +97,14 @@ def describe(parsed: ModelFile, limits: Limits, cell: str | None = None,
     model_id, name, format and bytes are the caller's to set."""
     layout = locate(parsed, choice, cell)
     D, H, L = layout.sizes
-    check_state_dict(CELLS[layout.cell], layout.state, D, H, L, ("file",), layout.directions)
+    check_state_dict(CELLS[layout.cell], layout.state, D, H, L, ("file",), layout.directions,
+                     layout.proj)
     if D == 0 or H == 0:
         raise ModelFileError("the model has no inputs or no hidden units (a zero-sized "
                              "weight matrix)")
     _check_limits(limits, D, H, L)
     head = layout.head
-    K = None if head is None else check_readout(head, layout.directions * H,
+    K = None if head is None else check_readout(head, layout.directions * (layout.proj or H),
                                                 limits.max_classes, ("file",))
     for inside, value in _used(layout).items():
         if not np.all(np.isfinite(value)):
@@ -131,7 +132,8 @@ def describe(parsed: ModelFile, limits: Limits, cell: str | None = None,
         embedding=None if emb is None else EmbeddingInfo(
             name=layout.embedding_name or "", num_embeddings=emb.shape[0], embedding_dim=D),
         rnn=RNNInfo(name=layout.rnn, cell=layout.cell, layers=L, cells=layout.cells,
-                    bidirectional=layout.directions == 2, bias="bias_ih_l0" in layout.names),
+                    bidirectional=layout.directions == 2, proj_size=layout.proj,
+                    bias="bias_ih_l0" in layout.names),
         head=None if head is None else HeadInfo(name=layout.head_name or "", out_features=K,
                                                 bias=BIAS in layout.names),
         ignored=layout.ignored)

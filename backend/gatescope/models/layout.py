@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.params import unit_names
+from ..core.params import projection_name, unit_names
 from ..core.readout import BIAS, WEIGHT
 from .files import ModelFile, ModelFileError
 
@@ -34,9 +34,8 @@ NONE = "none"  # a choice: the model has no embedding (or no head)
 CELL_NAMES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 
 _MODULE = re.compile(
-    r"(?P<prefix>(?:.*\.)?)(?P<name>(?:weight|bias)_(?:ih|hh))_l(?P<layer>[0-9]{1,2})"
+    r"(?P<prefix>(?:.*\.)?)(?P<name>(?:weight|bias)_(?:ih|hh)|weight_hr)_l(?P<layer>[0-9]{1,2})"
     r"(?P<reverse>_reverse)?")
-_PROJECTION = re.compile(r"(?P<prefix>(?:.*\.)?)weight_hr_l[0-9]{1,2}(?:_reverse)?")
 _CELL = re.compile(r"(?P<prefix>(?:.*\.)?)(?P<name>(?:weight|bias)_(?:ih|hh))")
 _STACKED = re.compile(r"(?P<stem>.*?)(?P<index>[0-9]{1,2})")  # "cells.0" → "cells.", 0
 _LINEAR = re.compile(r"(?P<module>.+)\.weight")
@@ -86,7 +85,14 @@ class Layout:
         """(D, H, L): the RNN's input size, hidden size and layers (each of `directions`)."""
         L = sum(1 for k in range(16) if f"weight_hh_l{k}" in self.state)
         w_ih, w_hh = self.state["weight_ih_l0"], self.state["weight_hh_l0"]
-        return w_ih.shape[1], w_hh.shape[1], L
+        w_hr = self.state.get("weight_hr_l0")  # (P, H) with a projection
+        return w_ih.shape[1], w_hh.shape[1] if w_hr is None else w_hr.shape[1], L
+
+    @property
+    def proj(self) -> int:
+        """An LSTM's proj_size P (weight_hr_l0 is P×H), 0 without one."""
+        w_hr = self.state.get("weight_hr_l0")
+        return 0 if w_hr is None else w_hr.shape[0]
 
 
 @dataclass
@@ -97,7 +103,6 @@ class _Candidate:
     layers: list[dict[str, str]]  # per unit: short name (weight_ih, …) → file name
     cells: bool
     prefixes: list[str]  # per unit: the file names around the short name ("{}_l0_reverse")
-    unsupported: str | None = None  # why gatescope cannot run it (proj_size)
     directions: int = 1  # units per layer: 2 for a bidirectional RNN
 
 
@@ -107,15 +112,15 @@ def locate(model: ModelFile, choice: Choice = ANY, cell: str | None = None) -> L
     tensors cannot tell. Raises ModelFileError (422) naming the field that would decide."""
     every: dict[str, np.ndarray | str] = {**model.unreadable, **model.tensors}
     rnn = _pick_rnn(_rnn_candidates(model.shapes), choice.rnn)
-    if rnn.unsupported:
-        raise ModelFileError(f"the RNN {_shown(rnn.name)} {rnn.unsupported}; gatescope runs "
-                             "LSTMs, GRUs and RNNs without proj_size", field="rnn")
     used = {file for layer in rnn.layers for file in layer.values()}
     state, names = _rnn_state(every, rnn)
     name = _cell_name(state, cell or model.metadata.get("cell"))
     out = Layout(name, rnn.name, rnn.cells, state, rnn.directions, names=names)
     D, H, _ = out.sizes
-    _find_ends(out, every, model.shapes, used, choice, D, rnn.directions * H)
+    if out.proj and name != "lstm":
+        raise ModelFileError(f"the RNN {_shown(rnn.name)} has weight_hr tensors, an LSTM's "
+                             f"projection (proj_size), but its weights are a {name}'s")
+    _find_ends(out, every, model.shapes, used, choice, D, rnn.directions * (out.proj or H))
     used |= set(out.names.values())
     out.ignored = sorted(set(model.shapes) - used)
     return out
@@ -136,17 +141,12 @@ def _rnn_candidates(shapes: Mapping[str, tuple[int, ...]]) -> list[_Candidate]:
     """Every RNN of the file: nn.LSTM/GRU/RNN modules, then loops of cells (stacked where
     their names number them)."""
     modules: dict[str, dict[tuple[int, int], dict[str, str]]] = {}
-    flags: dict[str, str] = {}
     cells: dict[str, dict[str, str]] = {}
     for key in shapes:
         m = _MODULE.fullmatch(key)
         if m is not None:
             unit = (int(m["layer"]), int(bool(m["reverse"])))
             modules.setdefault(m["prefix"], {}).setdefault(unit, {})[m["name"]] = key
-            continue
-        p = _PROJECTION.fullmatch(key)
-        if p is not None:
-            flags[p["prefix"]] = "is an LSTM with proj_size, which gatescope does not run yet"
             continue
         c = _CELL.fullmatch(key)
         if c is not None:
@@ -159,7 +159,7 @@ def _rnn_candidates(shapes: Mapping[str, tuple[int, ...]]) -> list[_Candidate]:
         order = [(k, d) for k in range(L) for d in range(directions)]
         out.append(_Candidate(prefix.removesuffix("."), [units.get(u, {}) for u in order],
                               False, [f"{prefix}{{}}_l{k}{'_reverse' if d else ''}"
-                                      for k, d in order], flags.get(prefix), directions))
+                                      for k, d in order], directions))
     out += _stacked(cells, shapes)
     return out
 
@@ -229,7 +229,19 @@ def _rnn_state(every: Mapping[str, np.ndarray | str], rnn: _Candidate
     state: dict[str, np.ndarray] = {}
     names: dict[str, str] = {}
     biases = any(name.startswith("bias") for layer in rnn.layers for name in layer)
+    projected = any("weight_hr" in layer for layer in rnn.layers)
     for u, layer in enumerate(rnn.layers):
+        if projected:  # an LSTM with proj_size: every unit has its weight_hr
+            if "weight_hr" not in layer:
+                raise ModelFileError(f"{rnn.prefixes[u].format('weight_hr')} is missing: an "
+                                     "LSTM with proj_size has a projection in every layer "
+                                     "and direction")
+            value = _readable(layer["weight_hr"], every[layer["weight_hr"]])
+            if value.ndim != 2:
+                raise ModelFileError(f"tensor {layer['weight_hr']!r} has shape {value.shape}: "
+                                     "a weight must be a matrix")
+            plain = projection_name(u, rnn.directions)
+            state[plain], names[plain] = value, layer["weight_hr"]
         for plain, short in zip(unit_names(u, rnn.directions), ("weight_ih", "weight_hh",
                                                                  "bias_ih", "bias_hh"),
                                 strict=True):
@@ -255,15 +267,18 @@ def _rnn_state(every: Mapping[str, np.ndarray | str], rnn: _Candidate
 
 
 def _cell_name(state: Mapping[str, np.ndarray], hint: str | None) -> str:
-    """lstm / gru / rnn_tanh / rnn_relu from weight_hh_l0 (G·H, H): G = 4, 3 or 1. A plain
-    RNN's nonlinearity is not in its tensors, so `hint` must say it: never a guess."""
+    """lstm / gru / rnn_tanh / rnn_relu from weight_hh_l0 (G·H, H): G = 4, 3 or 1 (H from
+    weight_hr_l0, P×H, for an LSTM with proj_size, whose weight_hh is 4H×P). A plain RNN's
+    nonlinearity is not in its tensors, so `hint` must say it: never a guess."""
     w = state["weight_hh_l0"]
-    if w.shape[1] == 0 or w.shape[0] % w.shape[1]:
+    w_hr = state.get("weight_hr_l0")
+    H = w.shape[1] if w_hr is None or w_hr.ndim != 2 else w_hr.shape[1]
+    if H == 0 or w.shape[0] % H:
         raise ModelFileError(f"weight_hh has shape {tuple(w.shape)}: not a (G·H, H) matrix")
-    inferred = {4: "lstm", 3: "gru", 1: "rnn"}.get(w.shape[0] // w.shape[1])
+    inferred = {4: "lstm", 3: "gru", 1: "rnn"}.get(w.shape[0] // H)
     if inferred is None:
         raise ModelFileError(f"weight_hh has shape {tuple(w.shape)}: {w.shape[0]} rows is "
-                             f"not 4, 3 or 1 × H = {w.shape[1]} (LSTM, GRU, RNN)")
+                             f"not 4, 3 or 1 × H = {H} (LSTM, GRU, RNN)")
     if hint is not None and hint not in CELL_NAMES:
         raise ModelFileError(f"the cell {hint!r} is not one of {', '.join(CELL_NAMES)}",
                              field="cell")

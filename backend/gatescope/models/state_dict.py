@@ -20,13 +20,15 @@ from ..core.cells import Cell
 from ..core.params import shapes
 from ..core.readout import BIAS, WEIGHT
 
-_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh)_l([0-9]{1,2})(_reverse)?")
+_NAME = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l([0-9]{1,2})(_reverse)?")
 
 
-def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, int, int]:
-    """(H, L, directions) from the names and weight_hh_l0's shape: L is one past the highest
-    layer named (a gap in the layers is check_state_dict's to find), directions 2 where a
-    name ends in _reverse. Every name must be a recurrent layer's."""
+def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]
+                ) -> tuple[int, int, int, int]:
+    """(H, L, directions, P) from the names and weight_hh_l0's shape: L is one past the
+    highest layer named (a gap in the layers is check_state_dict's to find), directions 2
+    where a name ends in _reverse, P an LSTM's proj_size from weight_hr_l0 (P×H; 0 without
+    one). Every name must be a recurrent layer's."""
     layers = set()
     directions = 1
     for name in tensors:
@@ -45,14 +47,21 @@ def infer_sizes(tensors: Mapping[str, Any], loc: tuple[str, ...]) -> tuple[int, 
     if len(w_hh) != 2:
         raise invalid((*loc, "weight_hh_l0"), f"weight_hh_l0 must be a matrix (G·H, H), got "
                       f"shape {w_hh}", None)
-    return w_hh[1], L, directions
+    w_hr = np.shape(tensors.get("weight_hr_l0", ()))
+    if len(w_hr) == 2:  # with a projection, weight_hh is 4H×P: H is weight_hr's width
+        return w_hr[1], L, directions, w_hr[0]
+    return w_hh[1], L, directions, 0
 
 
 def check_state_dict(cell: Cell, tensors: Mapping[str, np.ndarray], D: int, H: int, L: int,
-                     loc: tuple[str, ...], directions: int = 1) -> None:
+                     loc: tuple[str, ...], directions: int = 1, proj: int = 0) -> None:
     """Every tensor present with its shape, nothing else."""
-    expected = shapes(cell, D, H, L, directions)
-    what = f"{L}-layer {'bidirectional ' if directions == 2 else ''}{cell.name}"
+    if proj and cell.name != "lstm":
+        raise invalid((*loc, "weight_hr_l0"), f"weight_hr_l0 is an LSTM's projection "
+                      f"(proj_size); a {cell.name} has none", None)
+    expected = shapes(cell, D, H, L, directions, proj)
+    what = (f"{L}-layer {'bidirectional ' if directions == 2 else ''}{cell.name}"
+            + (f" with proj_size {proj}" if proj else ""))
     for name in expected:
         if name not in tensors:
             raise invalid((*loc, name), f"{name} is missing: a {what} needs "

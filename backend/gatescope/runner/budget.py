@@ -61,6 +61,7 @@ class Sizes:
     request_values: int = 0
     embedding: int = 0  # V·E: an embedding's values (and as many in its gradient)
     directions: int = 1  # 2: bidirectional, every layer two units
+    proj: int = 0  # an LSTM's proj_size P (< H): its h arrays are counted H wide all the same
 
     @property
     def units(self) -> int:
@@ -77,8 +78,11 @@ class Sizes:
     def params(self) -> int:
         """Numbers in the state_dict (and as many in its gradient), a readout's included."""
         G, H, n = self.cell.blocks, self.H, self.directions
-        rnn = n * sum(G * H * ((self.D if k == 0 else n * H) + H + 2) for k in range(self.L))
-        return rnn + self.K * (n * H + 1) + self.embedding
+        P = self.proj or H
+        rnn = n * sum(G * H * ((self.D if k == 0 else n * P) + P + 2) + (P * H if self.proj
+                                                                         else 0)
+                      for k in range(self.L))
+        return rnn + self.K * (n * P + 1) + self.embedding
 
 
 def response_values(s: Sizes) -> int:

@@ -20,7 +20,7 @@ from ..contract.schemas import JacobianRequest, RunRequest
 from ..core import engine, jacobians
 from ..core.cells import Cell, Trace
 from ..core.clipping import clip_grad_norm, coefficient
-from ..core.params import StateDict, unit_names
+from ..core.params import StateDict, projection_name, unit_names
 from ..models.layout import EMBEDDING
 from ..models.stored import ModelSource
 from . import objective
@@ -47,7 +47,7 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
         scored = objective.evaluate(p.objective, engine.layer_output(traces, L - 1, n),
                                     p.readout)
-        W_hh = [p.params[unit_names(u, n)[1]] for u in range(L * n)]
+        W_hh = [_recurrent(p.params, u, n) for u in range(L * n)]
         grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
                                 checkpoint=checkpoint, directions=n)
         checkpoint()
@@ -77,10 +77,19 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         layers=layers, input_grad=grads.input[:, 0], param_grads=param_grads,
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
         token_ids=None if p.token_ids is None else p.token_ids.tolist(),
-        bidirectional=n == 2,
+        bidirectional=n == 2, proj_size=p.proj,
     )
     check_overflow(result, result.as_dict())
     return result
+
+
+def _recurrent(params: StateDict, u: int, directions: int) -> np.ndarray:
+    """The (G·H, H) matrix from a unit's state to its gates, which its Jacobian factors
+    into: W_hh — or, for an LSTM with proj_size (h = W_hr m), W_hh W_hr, from m = o ⊙ tanh c
+    (so ∂c_t/∂c_{t−1} keeps the lecture's four terms through D_{t−1} = ∂m_{t−1}/∂c_{t−1})."""
+    W_hh = params[unit_names(u, directions)[1]]
+    W_hr = params.get(projection_name(u, directions))
+    return W_hh if W_hr is None else W_hh @ W_hr
 
 
 def _param_grads(p: Prepared, grads: engine.Gradients, head: StateDict | None
@@ -159,7 +168,7 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
     u = req.layer * n + reverse
     with np.errstate(all="ignore"):
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
-        W_hh = p.params[unit_names(u, n)[1]]
+        W_hh = _recurrent(p.params, u, n)
         # a reverse direction's input step t is its step T−1−t, following its own recursion
         mats = jacobians.matrices(p.cell, traces[u], W_hh, T - 1 - req.step if reverse
                                   else req.step)

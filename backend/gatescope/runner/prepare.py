@@ -86,12 +86,13 @@ class Prepared:
     token_ids: np.ndarray | None = None
     names: dict[str, str] | None = None
     directions: int = 1
+    proj: int = 0  # an LSTM's proj_size P: h0 is (L·directions, 1, P), c0 (…, H)
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
         """(T, D, H, L): L layers, each of `directions` units."""
         T, _, D = self.X.shape
-        U, _, H = self.h0.shape
+        U, _, H = self.h0.shape if self.c0 is None else self.c0.shape  # c0 is H wide
         return T, D, H, U // self.directions
 
 
@@ -114,6 +115,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     embedding: np.ndarray | None = None
     names: dict[str, str] | None = None
     directions = 2 if req.bidirectional else 1
+    proj = 0
     loc: tuple[str, ...] = ("weights", "tensors")
 
     # the weights: a stored model, or tensors given inline
@@ -137,7 +139,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
 
     H, L = req.hidden_size, req.num_layers
     if tensors is not None:
-        H, L, directions = infer_sizes(tensors, loc)
+        H, L, directions, proj = infer_sizes(tensors, loc)
         for name, value in (("hidden_size", H), ("num_layers", L),
                             ("bidirectional", directions == 2)):
             if name in explicit and getattr(req, name) != value:
@@ -180,7 +182,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     K = np.shape(readout[WEIGHT])[0] if readout is not None and WEIGHT in readout else 0
     _check_budget(Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity,
                         _request_values(req), 0 if embedding is None else embedding.size,
-                        directions), limits, encoding)
+                        directions, proj), limits, encoding)
 
     if tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias
@@ -191,7 +193,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                          req.weights.recurrent_scale, directions)
     else:
         D_weights = np.shape(tensors["weight_ih_l0"])[-1] if "weight_ih_l0" in tensors else 0
-        check_state_dict(cell, tensors, D_weights, H, L, loc, directions)
+        check_state_dict(cell, tensors, D_weights, H, L, loc, directions, proj)
         if D_weights != D:
             what = (f"the embedding's vectors have {D} numbers" if embedding is not None
                     else f"the vocab has {D} characters" if vocab is not None
@@ -199,18 +201,18 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
             raise invalid(("input",), f"the weights take inputs of size {D_weights} "
                           f"(weight_ih_l0 has {D_weights} columns) but {what}", None)
         params = _as_arrays(tensors, dtype, loc)
+    width = directions * (proj or H)  # the top layer's output: [h→; h←], each H (or P) wide
     if readout is not None:
-        check_readout(readout, directions * H, limits.max_classes, loc)
+        check_readout(readout, width, limits.max_classes, loc)
         readout = _as_arrays(readout, dtype, loc)
 
-    h0, c0 = _initial_state(req, cell, U, H, dtype, directions)
-    # the losses read the top layer's output, directions·H wide
-    objective = _objective(req, T, directions * H, dtype, readout, labels, vocab, task)
-    clamps = _clamps(req, cell, T, H, L, directions)
+    h0, c0 = _initial_state(req, cell, U, H, dtype, directions, proj)
+    objective = _objective(req, T, width, dtype, readout, labels, vocab, task)
+    clamps = _clamps(req, cell, T, H, L, directions, proj)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
                     clamps, readout, labels, task,
                     None if embedding is None else embedding.astype(dtype), ids, names,
-                    directions)
+                    directions, proj)
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
@@ -451,9 +453,10 @@ _SEEDED_MAX_BYTES = 16 * 2**20
 # ── the initial state ────────────────────────────────────────────────────────────────
 
 def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype,
-                   directions: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
-    """(L, 1, H) arrays, L the units (layers × directions); zeros where not given."""
-    h0 = np.zeros((L, 1, H), dtype)
+                   directions: int = 1, proj: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(L, 1, H) arrays, L the units (layers × directions); h0 (L, 1, P) with an LSTM's
+    proj_size P; zeros where not given."""
+    h0 = np.zeros((L, 1, proj or H), dtype)
     c0 = np.zeros((L, 1, H), dtype) if cell.has_cell_state else None
     state = req.initial_state
     if state is None:
@@ -465,12 +468,13 @@ def _initial_state(req: RunRequest, cell: Cell, L: int, H: int, dtype: np.dtype,
         if rows is None or target is None:
             continue
         got = (len(rows), *{len(r) for r in rows})
-        if got != (L, H):
+        if got != target.shape[::2]:
             per = ("per layer" if directions == 1 else
                    "per layer and direction, layer k's forward 2k, its reverse 2k + 1")
+            wide, size = ("proj_size", "P") if name == "h" and proj else ("hidden_size", "H")
             raise invalid(("initial_state", name), f"initial_state.{name} must be "
-                          f"{'L' if directions == 1 else '2L'}×H = {L}×{H} (one row of "
-                          f"hidden_size numbers {per}), got "
+                          f"{'L' if directions == 1 else '2L'}×{size} = {L}×{target.shape[-1]} "
+                          f"(one row of {wide} numbers {per}), got "
                           f"{len(rows)} rows of {'/'.join(map(str, got[1:]))}", None)
         target[:, 0, :] = finite_array(rows, dtype, ("initial_state", name))
     return h0, c0
@@ -630,8 +634,8 @@ def _next_characters(req: RunRequest, T: int, K: int, labels: list[str] | None,
 
 # ── the gradient-flow lab ────────────────────────────────────────────────────────────
 
-def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int, directions: int = 1
-            ) -> list[StepClamps | None] | None:
+def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int, directions: int = 1,
+            proj: int = 0) -> list[StepClamps | None] | None:
     """The interventions as per-unit, per-step Clamps (unit k·directions + d, steps in its
     reading order: a reverse direction's input step t is its step T−1−t), each checked
     against the model."""
@@ -647,6 +651,10 @@ def _clamps(req: RunRequest, cell: Cell, T: int, H: int, L: int, directions: int
         if iv.target not in targets:
             raise invalid((*loc, "target"), f"a {cell.name} has no {iv.target!r} to replace; "
                           f"it has {', '.join(sorted(targets))}", iv.target)
+        if iv.target == "h" and proj:
+            raise invalid((*loc, "target"), "this LSTM projects h (proj_size): replace a gate "
+                          "or c, whose units are the H cells; h's P units are a mix of them",
+                          iv.target)
         stop = T if iv.stop is None else iv.stop
         if not iv.start < stop <= T:
             raise invalid((*loc, "stop"), f"steps {iv.start} ≤ t < {stop} must lie within the "

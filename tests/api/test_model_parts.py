@@ -3,6 +3,7 @@ each a clear answer: found and described, or a 422 that names the field and the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -213,3 +214,28 @@ def test_a_direction_a_model_lacks_is_a_422(client):
     assert [(u["layer"], u["direction"]) for u in out["layers"]] == [(0, "forward"),
                                                                     (0, "reverse")]
     assert out["bidirectional"] is True and len(out["initial_state_grad"]["h"]) == 2
+
+
+def test_proj_size_runs_and_its_own_limits_are_422s(client):
+    path = Path(__file__).resolve().parents[1] / "fixtures/models/bilstm_proj_size.safetensors"
+    info = upload(client, path.read_bytes()).json()
+    assert info["rnn"]["proj_size"] == 2 and info["hidden_size"] == 5
+    assert info["head"] == {"name": "fc", "out_features": 3, "bias": True}
+    values = [[0.5, -1, 2]] * 3
+    out = _run(client, info["model_id"], input={"values": values}).json()
+    assert out["proj_size"] == 2 and len(out["layers"][0]["h"][0]) == 2
+    assert len(out["layers"][0]["c"][0]) == 5 and len(out["layers"][0]["gates"]["f"][0]) == 5
+    assert "encoder.weight_hr_l1_reverse" in out["param_grads"]
+    d = _detail(_run(client, info["model_id"], input={"values": values},
+                     interventions=[{"target": "h", "value": 0.0}]))
+    assert d["loc"] == ["interventions", 0, "target"] and "proj_size" in d["msg"]
+    assert _run(client, info["model_id"], input={"values": values},
+                interventions=[{"target": "c", "units": [4], "value": 0.0}]).status_code == 200
+    d = _detail(_run(client, info["model_id"], input={"values": values},
+                     initial_state={"h": [[0.0] * 5] * 4}))
+    assert d["loc"] == ["initial_state", "h"] and "2L×P = 4×2" in d["msg"]
+    # a projection beside a GRU's weights is no LSTM's
+    gru = {f"rnn.{k}": v for k, v in state_dict("gru", D=4, H=3, L=1).items()}
+    gru["rnn.weight_hr_l0"] = np.ones((2, 3), np.float32)
+    d = _detail(upload(client, safetensors_bytes(gru)))
+    assert "projection" in d["msg"]

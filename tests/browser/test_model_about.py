@@ -87,7 +87,8 @@ def test_a_preset_is_labelled_a_preset_with_its_card(page: Page, server: str) ->
     expect(about).to_contain_text("Units worth looking at")
     expect(about).to_contain_text(bracket["card"]["command"])
     # in the stored-model list the presets are a group of their own
-    group = page.locator("#model optgroup", has=page.locator(f"option[value='{bracket['model_id']}']"))
+    option = page.locator(f"option[value='{bracket['model_id']}']")
+    group = page.locator("#model optgroup", has=option)
     expect(group).to_have_attribute("label", "Presets (bundled, trained)")
     expect(field(page, "Weights").locator("option:checked")).to_have_text("Stored model or preset")
     shot(page, "model-about-preset")

@@ -20,7 +20,6 @@ and `param_grads.readout.weight`/`.bias` under cross_entropy, next_token and hid
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,9 @@ import numpy as np
 import pytest
 
 import gatescope
+from tests.helpers.compare import mismatches, walk
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-RTOL = 1e-9
-TINY = 1e-300
 
 DOCUMENT = json.loads((FIXTURES / "pytorch_cases.json").read_text(encoding="utf-8"))
 CASES = {case["name"]: case for case in DOCUMENT["cases"]}
@@ -50,23 +48,6 @@ def _load_expected() -> dict[str, dict[str, np.ndarray]]:
 EXPECTED = _load_expected()
 
 
-def walk(obj: Any, path: str = "") -> Iterator[tuple[str, np.ndarray]]:
-    """Every array (and number) in a nested dict/list, with its dotted path."""
-    if isinstance(obj, np.ndarray | float | np.floating):
-        yield path, np.asarray(obj)
-    elif isinstance(obj, Mapping):
-        for key, value in obj.items():
-            yield from walk(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(obj, list | tuple):
-        for k, value in enumerate(obj):
-            yield from walk(value, f"{path}.{k}" if path else str(k))
-
-
-def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
-    return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
-
-
 def engine_arrays(case: dict[str, Any]) -> dict[str, np.ndarray]:
     """The engine's response for a case, as {path: array}; jacobian paths under "jacobian."."""
     result = gatescope.run(case["request"])
@@ -79,44 +60,6 @@ def engine_arrays(case: dict[str, Any]) -> dict[str, np.ndarray]:
         for path, a in walk({"terms": jac.terms, "total": jac.total}):
             arrays[f"jacobian.{path}"] = a
     return arrays
-
-
-def mismatches(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> list[str]:
-    """One line per stored array the engine gets wrong (shape, value, or a lost zero)."""
-    problems = []
-    for path, want in sorted(expected.items()):
-        got = np.asarray(actual[path], dtype=np.float64)
-        if got.shape != want.shape:
-            problems.append(f"{path}: shape {got.shape}, PyTorch {want.shape}")
-            continue
-        if not np.all(np.isfinite(got)):
-            problems.append(f"{path}: non-finite values")
-            continue
-        err = relative_error(got, want)
-        if err >= RTOL:
-            where = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - want)),
-                                                           want.shape))
-            problems.append(f"{path}: relative error {err:.3g} (worst at {where}: engine "
-                            f"{float(got[where])!r}, PyTorch {float(want[where])!r})")
-        if want.ndim >= 1 and path.startswith(("layers.", "input_grad", "outputs.")):
-            for t, (got_t, want_t) in enumerate(zip(got, want, strict=True)):
-                err_t = relative_error(got_t, want_t)
-                if err_t >= RTOL:
-                    problems.append(f"{path}: step {t} has relative error {err_t:.3g} "
-                                    f"(its largest entry {np.abs(want_t).max():.3g})")
-                    break
-        lost = (want != 0.0) & (got == 0.0)
-        if lost.any():
-            where = tuple(int(i) for i in np.argwhere(lost)[0])
-            problems.append(f"{path}: PyTorch is {float(want[where])!r} at {where} but the "
-                            "engine gives exactly 0")
-        zeros = want == 0.0
-        if zeros.any() and np.max(np.abs(got[zeros])) > TINY:
-            where = tuple(int(i) for i in np.argwhere(zeros & (np.abs(got) > TINY))[0])
-            problems.append(f"{path}: PyTorch is exactly 0 at {where} (and "
-                            f"{int(zeros.sum())} entries in all) but the engine gives "
-                            f"{float(got[where])!r}")
-    return problems
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,7 +1,7 @@
 """Whole models' new gradients against central finite differences of the run's own loss, in
-float64 — the embedding's, the reverse directions', the layer above reading [h→; h←], a
-one-output head under bce_with_logits — and the reverse direction against its definition:
-the same cell run forward over the reversed sequence."""
+float64 — the embedding's, the reverse directions', the layer above reading [h→; h←], an
+LSTM's projection (proj_size), a one-output head under bce_with_logits — and the reverse
+direction against its definition: the same cell run forward over the reversed sequence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import gatescope
 from gatescope.core.cells import CELLS
-from gatescope.core.params import pytorch_init
+from gatescope.core.params import pytorch_init, shapes
 
 EPS = 1e-6
 T, V, E, H = 5, 7, 3, 2
@@ -34,9 +34,23 @@ def loss_of(state: dict[str, np.ndarray], cell: str) -> float:
     return gatescope.from_torch(state, cell=cell).run(REQUEST).loss
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def projected_model(seed: int = 4) -> dict[str, np.ndarray]:
+    """An embedding, a 2-layer bidirectional LSTM with proj_size 2 (H = 3), a binary head."""
+    rng = np.random.default_rng(seed)
+    P, Hc = 2, 3
+    rnn = {k: rng.uniform(-0.8, 0.8, shape)
+           for k, shape in shapes(CELLS["lstm"], E, Hc, 2, 2, P).items()}
+    return {"emb.weight": rng.normal(size=(V, E)), **{f"rnn.{k}": v for k, v in rnn.items()},
+            "out.weight": rng.normal(size=(1, 2 * P)), "out.bias": rng.normal(size=1)}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "lstm proj_size"])
 def test_every_parameter_gradient_matches_finite_differences(cell: str) -> None:
-    state = whole_model(cell)
+    if cell == "lstm proj_size":
+        cell, state = "lstm", projected_model()
+        assert "rnn.weight_hr_l1_reverse" in state
+    else:
+        state = whole_model(cell)
     result = gatescope.from_torch(state, cell=cell).run(REQUEST)
     assert list(result.param_grads) == list(state)  # the file's names, PyTorch's order
     for name, tensor in state.items():

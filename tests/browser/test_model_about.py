@@ -113,3 +113,19 @@ def test_a_plain_rnns_nonlinearity_is_asked_for(pages, server: str, tmp_path: Pa
     expect(about).to_contain_text("RNN model.rnn: RNN (relu), 2 layers")
     expect(about).to_contain_text("Head model.fc: 3 outputs")
     assert page.evaluate("window.gatescope.state.result.cell") == "rnn_relu"
+
+
+def test_a_projected_lstm_shows_its_narrower_h(page: Page, server: str) -> None:
+    """proj_size: h is P = 2 wide, c and the gates H = 5; every view draws without error."""
+    open_page(page, server)
+    _upload(page, FIXTURES / "models" / "bilstm_proj_size.safetensors")
+    about = page.locator("#model-about")
+    expect(about).to_contain_text("projected to P = 2 (proj_size)")
+    shapes = page.evaluate("""() => { const r = window.gatescope.state.result;
+      return {h: r.layers[0].h.shape, c: r.layers[0].c.shape, f: r.layers[0].gates.f.shape}; }""")
+    assert shapes == {"h": [4, 2], "c": [4, 5], "f": [4, 5]}  # the page's 4-step example
+    page.locator("#unit").fill("4")  # a cell unit past h's width
+    page.locator("#unit").dispatch_event("change")
+    page.locator("#next").click()
+    expect(page.locator("#panel-title")).to_contain_text("unit 4")
+    shot(page, "model-about-proj")

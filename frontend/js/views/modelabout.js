@@ -31,6 +31,7 @@ export function foundParts(info) {
   const traits = [`${rnn.layers} layer${rnn.layers === 1 ? "" : "s"}`, `H = ${info.hidden_size}`,
     `input size ${info.input_size}`];
   if (rnn.bidirectional) traits.push("bidirectional (each layer also reads backwards)");
+  if (rnn.proj_size) traits.push(`h projected to P = ${rnn.proj_size} (proj_size)`);
   if (rnn.cells) traits.push(`a loop of ${CELL_NAMES[rnn.cell].split(" ")[0]}Cell modules`);
   if (!rnn.bias) traits.push("no biases");
   items.push(part("RNN", rnn.name, `${CELL_NAMES[rnn.cell]}, ${traits.join(", ")}`));

@@ -146,3 +146,38 @@ def _arrays(obj, path=""):
             yield from _arrays(v, f"{path}.{k}" if path else k)
     else:
         yield path, obj
+
+
+def test_bidirectional_connectivity_matches_finite_differences() -> None:
+    """Every unit of a 2-layer bidirectional GRU: row t, column s = ‖∂(Σ_j h_t[j])/∂x_s‖₂
+    over every s (a reverse direction looks ahead; the layer above sees everything)."""
+    rng = np.random.default_rng(8)
+    D, T = 2, 5
+    params = pytorch_init(CELLS["gru"], D, H, 2, 1, None, np.float64, directions=2)
+    tensors = {k: (2.0 * v).tolist() for k, v in params.items()}
+    X = rng.normal(size=(T, D))
+    request = {"cell": "gru", "weights": {"tensors": tensors}, "connectivity": True}
+    result = gatescope.run({**request, "input": {"values": X.tolist()}})
+    assert [(e.layer, e.direction) for e in result.layers] == [
+        (0, "forward"), (0, "reverse"), (1, "forward"), (1, "reverse")]
+
+    def states(x: np.ndarray) -> list[np.ndarray]:
+        run = gatescope.run({**request, "connectivity": False,
+                             "input": {"values": x.tolist()}})
+        return [e.h.sum(axis=1) for e in run.layers]  # (T,) Σ_j h_t[j] per unit
+
+    numeric = np.zeros((4, T, T, D))  # unit, t, s, d
+    for s in range(T):
+        for d in range(D):
+            up, down = X.copy(), X.copy()
+            up[s, d] += EPS
+            down[s, d] -= EPS
+            for u, (a, b) in enumerate(zip(states(up), states(down), strict=True)):
+                numeric[u, :, s, d] = (a - b) / (2 * EPS)
+    for u, entry in enumerate(result.layers):
+        np.testing.assert_allclose(entry.connectivity, np.linalg.norm(numeric[u], axis=-1),
+                                   rtol=1e-6, atol=1e-9)
+    assert not np.triu(result.layers[0].connectivity, 1).any()  # forward: no look-ahead
+    assert not np.tril(result.layers[1].connectivity, -1).any()  # reverse: no look-back
+    assert (np.triu(result.layers[1].connectivity, 1) > 0).any()  # … but looks ahead
+    assert (result.layers[2].connectivity > 0).all()  # above both: every step on every step

@@ -59,6 +59,10 @@ def check_state_dict(cell: Cell, tensors: Mapping[str, np.ndarray], D: int, H: i
     if proj and cell.name != "lstm":
         raise invalid((*loc, "weight_hr_l0"), f"weight_hr_l0 is an LSTM's projection "
                       f"(proj_size); a {cell.name} has none", None)
+    if proj >= H:
+        raise invalid((*loc, "weight_hr_l0"), f"weight_hr_l0 projects H = {H} units to "
+                      f"proj_size {proj}: as in PyTorch, proj_size must be smaller than "
+                      "hidden_size", None)
     expected = shapes(cell, D, H, L, directions, proj)
     what = (f"{L}-layer {'bidirectional ' if directions == 2 else ''}{cell.name}"
             + (f" with proj_size {proj}" if proj else ""))

@@ -157,6 +157,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace:
     σ(x) = 0 where e^(−x) overflows (x < −88.7 in float32, −709.8 in float64).
     """
     H = trace.c.shape[-1]
+    if W_hrT is not None and trace.m is None:  # a projection keeps m = o ⊙ tanh(c) apart
+        trace.m = np.empty(trace.tanh_c.shape, trace.tanh_c.dtype)
     sigmoids = (slice(0, 2 * H), slice(3 * H, 4 * H))  # i, f; o
     W_hhT = negate_sigmoid_blocks(xw, W_hhT, sigmoids)  # xw: the engine's own, flipped in place
     act, c, h = trace.act, trace.c, trace.h

@@ -135,6 +135,8 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     elif req.weights.tensors is not None:
         tensors, readout = _split_readout(_as_arrays(req.weights.tensors, dtype, loc))
         tensors, names = _without_biases(tensors)
+        if names is not None and readout is not None:  # the readout's gradients too
+            names.update({name: name for name in readout})
     cell = CELLS[cell_name]
 
     H, L = req.hidden_size, req.num_layers
@@ -151,7 +153,8 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     tokens = vocab = ids = None
     if embedding is not None:  # token ids, given or read from text through the vocab
         ids, vocab = _token_ids(req, embedding.shape[0], model_vocab)
-        X = embedding[ids].astype(dtype)  # x_t = E[id_t]
+        embedding = embedding.astype(dtype, copy=False)  # a float64 run copies nothing
+        X = embedding[ids]  # x_t = E[id_t]
         tokens = list(req.input.text) if req.input.text is not None else None
     elif req.input.tokens is not None:
         raise invalid(("input", "tokens"), "token ids are input for a model with an embedding "
@@ -211,8 +214,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     clamps = _clamps(req, cell, T, H, L, directions, proj)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
                     clamps, readout, labels, task,
-                    None if embedding is None else embedding.astype(dtype), ids, names,
-                    directions, proj)
+                    embedding, ids, names, directions, proj)
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,
@@ -280,8 +282,8 @@ def _without_biases(tensors: StateDict) -> tuple[StateDict, dict[str, str] | Non
         return tensors, None
     names = {name: name for name in tensors}
     full = dict(tensors)
-    for name, w in tensors.items():
-        if name.startswith("weight_") and np.ndim(w) == 2:
+    for name, w in tensors.items():  # weight_ih / weight_hh: not a projection's weight_hr
+        if name.startswith(("weight_ih", "weight_hh")) and np.ndim(w) == 2:
             full[name.replace("weight_", "bias_", 1)] = np.zeros(np.shape(w)[0], w.dtype)
     return full, names
 

@@ -21,7 +21,7 @@ from ..contract.limits import Limits
 from ..contract.responses import ModelInfo
 from ..contract.results import RunResult
 from ..models.checks import content_id, describe
-from ..models.files import ModelFile
+from ..models.files import ModelFile, ModelFileError
 from ..models.layout import ANY, Choice, rnn_name
 from ..models.stored import StoredModel
 from .pipeline import run
@@ -64,6 +64,7 @@ def from_torch(module: Any, vocab: str | None = None, cell: str | None = None,
     tensors: dict[str, np.ndarray] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     others: list[str] = []
+    tied = _tied(state)
     for key, value in state.items():
         array = _numpy(value)
         shapes[key] = tuple(array.shape)
@@ -76,6 +77,10 @@ def from_torch(module: Any, vocab: str | None = None, cell: str | None = None,
     if cell is None and hasattr(module, "named_modules"):
         cell = _nonlinearity(module, rnn_name(parsed, choice))
     info, stored = describe(parsed, limits or Limits(), cell, vocab, choice)
+    if tied and stored.names is not None:
+        # one parameter under two names (a tied embedding and head): its gradient is the sum
+        # of both uses, under its first name, as named_parameters() has it
+        stored.names = {inside: tied.get(name, name) for inside, name in stored.names.items()}
     digest = b"".join(np.ascontiguousarray(tensors[k]).tobytes() + k.encode()
                       for k in sorted(tensors))
     model_id = content_id(digest, info.cell, info.vocab, choice if choice.given() else ANY)
@@ -84,14 +89,39 @@ def from_torch(module: Any, vocab: str | None = None, cell: str | None = None,
     return TorchModel(info, stored)
 
 
+def _tied(state: Mapping[str, Any]) -> dict[str, str]:
+    """{later name: first name} of the entries that are one tensor under two names (same
+    memory, shape and strides), as torch ties weights."""
+    first: dict[tuple[Any, ...], str] = {}
+    out = {}
+    for key, value in state.items():
+        if hasattr(value, "data_ptr"):
+            where = (value.data_ptr(), tuple(value.shape), tuple(value.stride()))
+        else:
+            a = np.asarray(value)
+            where = (a.__array_interface__["data"][0], a.shape, a.strides)
+        if where in first:
+            out[key] = first[where]
+        else:
+            first[where] = key
+    return out
+
+
 def _nonlinearity(module: Any, rnn: str | None) -> str | None:
     """rnn_tanh / rnn_relu from an nn.RNN or nn.RNNCell's `nonlinearity`; None for an LSTM,
-    a GRU, or a name no submodule has (then the tensors decide, or the error asks)."""
+    a GRU, or a name no submodule has (then the tensors decide, or the error asks). Stacked
+    cells must agree: gatescope runs one nonlinearity in every layer."""
     if rnn is None:
         return None
     modules = dict(module.named_modules())
-    found = modules.get(rnn.replace("{k}", "0"))
-    nonlinearity = getattr(found, "nonlinearity", None)
+    found = [modules.get(rnn.replace("{k}", str(k))) for k in range(100)] if "{k}" in rnn \
+        else [modules.get(rnn)]
+    kinds = {getattr(m, "nonlinearity", None) for m in found if m is not None}
+    if len(kinds) > 1:
+        mixed = ", ".join(sorted(map(str, kinds)))
+        raise ModelFileError(f"the cells {rnn!r} mix nonlinearities ({mixed}); gatescope runs "
+                             "one in every layer")
+    nonlinearity = next(iter(kinds), None)
     return f"rnn_{nonlinearity}" if nonlinearity in ("tanh", "relu") else None
 
 

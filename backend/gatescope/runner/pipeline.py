@@ -107,7 +107,12 @@ def _param_grads(p: Prepared, grads: engine.Gradients, head: StateDict | None
     out.update(head or {})
     if p.names is None:
         return out
-    return {p.names[name]: g for name, g in out.items() if name in p.names}
+    named: dict[str, np.ndarray] = {}
+    for name, g in out.items():
+        if name in p.names:  # two uses of one tied tensor: the sum, as autograd gives it
+            file_name = p.names[name]
+            named[file_name] = named[file_name] + g if file_name in named else g
+    return named
 
 
 def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
@@ -172,6 +177,7 @@ def jacobian(request: JacobianRequest | Mapping[str, Any], step: int | None = No
         # a reverse direction's input step t is its step T−1−t, following its own recursion
         mats = jacobians.matrices(p.cell, traces[u], W_hh, T - 1 - req.step if reverse
                                   else req.step)
-    result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"])
+    result = JacobianResult(req.step, req.layer, mats["terms"], mats["total"],
+                            direction=req.direction)
     check_overflow(result, {"terms": result.terms, "total": result.total})
     return result

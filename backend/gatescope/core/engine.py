@@ -241,7 +241,12 @@ def connectivity(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trac
     H = traces[u].h.shape[-1]
     k, d = divmod(u, directions)
     below = traces[:(k + 1) * directions]
-    per_output = T * cell.blocks * H * X.dtype.itemsize * 3 * directions  # dA, dH, dC, …
+    c = traces[u].c
+    Hc = H if c is None else c.shape[-1]  # the gates' width (H ≥ h's P with a projection)
+    # per output step, for every unit the pass goes through: its dA, dH, dC; and the input's
+    # and the layer boundary's gradients
+    per_output = T * X.dtype.itemsize * (len(below) * (cell.blocks + 2) * Hc
+                                         + X.shape[-1] + directions * H)
     chunk = max(1, min(T, CONNECTIVITY_BYTES // per_output))
     out = np.zeros((T, T), X.dtype)
     for t0 in range(0, T, chunk):

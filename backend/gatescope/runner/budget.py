@@ -130,7 +130,8 @@ def peak_bytes(s: Sizes, encoding: Encoding | None) -> int:
     transient = 2 * pairs * H * H + pairs * TH + 4 * TH + GTH
     engine = (L * per_layer + transient + 3 * s.params) * b
     if s.connectivity:  # a chunk of backward passes at once (engine.connectivity), the map
-        per_output = T * (G * H + 2 * H + max(s.D, H)) * b
+        # engine.connectivity's chunk: every unit's dA, dH, dC, the input's gradient
+        per_output = T * (s.units * (G + 2) * H + s.D + s.directions * H) * b
         engine += min(T * per_output, 2 * CONNECTIVITY_BYTES) + 2 * T * T * b + 6 * TH * b
     fixed = _BASE + s.request_values * _PY_FLOAT
     if encoding is None:

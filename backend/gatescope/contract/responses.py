@@ -104,6 +104,7 @@ class JacobianResponse(BaseModel):
 
     step: int
     layer: int
+    direction: Literal["forward", "reverse"] = "forward"
     terms: dict[str, Array2] = Field(description="LSTM: direct, forget, input, candidate")
     total: Array2
     warnings: list[str]

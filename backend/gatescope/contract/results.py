@@ -119,10 +119,11 @@ class JacobianResult:
     total: np.ndarray
     warnings: list[str] = field(default_factory=list)
     finite: bool = False  # as in RunResult
+    direction: str = "forward"  # or "reverse", of a bidirectional layer
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "layer": self.layer, "terms": self.terms, "total": self.total,
-                "warnings": self.warnings}
+        return {"step": self.step, "layer": self.layer, "direction": self.direction,
+                "terms": self.terms, "total": self.total, "warnings": self.warnings}
 
     def to_json(self) -> dict[str, Any]:
         return jsonable(self.as_dict())

@@ -57,9 +57,11 @@ HiddenRow = Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]  
 StepRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_STEPS)]  # T×H
 # L×H, or (2L)×H bidirectional (PyTorch's h_0 order: layer k's forward row 2k, reverse 2k+1)
 LayerRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=2 * MAX_LAYERS)]
-# a state_dict tensor: a bias (G·H) or a weight (G·H rows of D or H), G·H ≤ 4·1024
+# a state_dict tensor: a bias (G·H) or a weight (G·H rows of D, H or, above a bidirectional
+# layer, 2H), G·H ≤ 4·1024
 TensorVector = Annotated[list[float], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
-TensorMatrix = Annotated[list[Row], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
+TensorRow = Annotated[list[float], Field(min_length=1, max_length=max(MAX_INPUT, 2 * MAX_HIDDEN))]
+TensorMatrix = Annotated[list[TensorRow], Field(min_length=1, max_length=4 * MAX_HIDDEN)]
 
 
 # ── input ────────────────────────────────────────────────────────────────────────────
@@ -158,7 +160,7 @@ class Weights(Strict):
     model_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                                  description="A model from the store or a bundled preset.")
     tensors: dict[str, TensorVector | TensorMatrix] | None = Field(
-        None, max_length=4 * MAX_LAYERS + 2,
+        None, max_length=2 * 5 * MAX_LAYERS + 2,  # bidirectional, with weight_hr: 5 per unit
         description="weight_ih_l{k} (G·H, D_k), weight_hh_l{k} (G·H, H), bias_ih_l{k} (G·H), "
         "bias_hh_l{k} (G·H) for every layer k; optionally a readout on the top layer, "
         "readout.weight (K, H) and readout.bias (K), K ≤ 1024; nothing else.")

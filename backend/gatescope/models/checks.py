@@ -140,11 +140,16 @@ def describe(parsed: ModelFile, limits: Limits, cell: str | None = None,
     return info, _stored(info, layout)
 
 
-def chosen(info: ModelInfo) -> Choice:
-    """The parts an info records, as the choice that finds them in its file again (a model
-    stored before parts were recorded: its RNN, its readout if it had one, no embedding)."""
+def chosen(info: ModelInfo, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Choice:
+    """The parts an info records, as the choice that finds them in its file again. A model
+    stored before parts were recorded: its RNN, no embedding, and (with `shapes`, its file's)
+    the readout it was stored with — the matrix named readout.weight under any prefix, the
+    one rule of that version."""
     if info.rnn is None:
-        return Choice(embedding=NONE, rnn=info.prefix, head=None if info.readout else NONE)
+        old = [key.removesuffix(".weight") for key in shapes or ()
+               if key == "readout.weight" or key.endswith(".readout.weight")]
+        head = old[0] if info.readout and len(old) == 1 else NONE
+        return Choice(embedding=NONE, rnn=info.prefix, head=head)
     return Choice(embedding=info.embedding.name if info.embedding else NONE,
                   rnn=info.rnn.name, head=info.head.name if info.head else NONE)
 
@@ -161,7 +166,7 @@ def load(info: ModelInfo, data: bytes) -> StoredModel:
     checks `intact` first); everything but the tensors comes from its info. The bytes
     passed inspect's checks when they were stored, so the .npz cap is not applied again."""
     parsed = read_model_file(f"model.{info.format}", data, None, None)
-    return _stored(info, locate(parsed, chosen(info), info.cell))
+    return _stored(info, locate(parsed, chosen(info, parsed.shapes), info.cell))
 
 
 def _used(layout: Layout) -> dict[str, np.ndarray]:

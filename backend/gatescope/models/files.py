@@ -263,9 +263,9 @@ def _check_declared(key: str, shape: tuple[int, ...], count: int, limits: Limits
                              f"limit of {limits.max_layers} layers")
     if name.startswith("bias"):
         most, what = 4 * H, f"bias (4 × hidden size ≤ {H})"
-    elif name.startswith("weight_ih"):
-        most, what = 4 * H * max(D, H), \
-            f"weight_ih (4 × hidden size ≤ {H}, by input size ≤ {max(D, H)})"
+    elif name.startswith("weight_ih"):  # above a bidirectional layer it reads 2H
+        most, what = 4 * H * max(D, 2 * H), \
+            f"weight_ih (4 × hidden size ≤ {H}, by input size ≤ {max(D, 2 * H)})"
     else:
         most, what = 4 * H * H, f"weight_hh (4 × hidden size ≤ {H}, by hidden size ≤ {H})"
     if count > most:

@@ -254,7 +254,7 @@ def _rnn_state(every: Mapping[str, np.ndarray | str], rnn: _Candidate
                                      "no bias at all) in each direction")
             value = _readable(layer[short], every[layer[short]])
             if value.ndim != (2 if short.startswith("weight") else 1):
-                what = "a weight must be a matrix" if value.ndim != 1 else \
+                what = "a weight must be a matrix" if short.startswith("weight") else \
                     "a bias must be a vector"
                 raise ModelFileError(f"tensor {layer[short]!r} has shape {value.shape}: {what}")
             state[plain], names[plain] = value, layer[short]
@@ -328,6 +328,10 @@ def _find_ends(out: Layout, every: Mapping[str, np.ndarray | str],
         raise ModelFileError(f"{emb!r} cannot be both the embedding and the head",
                              field="head")
     if emb is not None:
+        if f"{emb}.bias" in shapes:
+            raise ModelFileError(f"{emb!r} has a bias, {emb}.bias: an nn.Embedding has none, "
+                                 "so it is no embedding (a Linear in front is not read)",
+                                 field="embedding")
         weight = _readable(linear[emb], every[linear[emb]])
         if weight.shape[1] != D:
             raise ModelFileError(f"the embedding {emb!r} is {weight.shape[0]}×"
@@ -409,6 +413,6 @@ def _shown(name: str) -> str:
 
 
 def _listed(names: object) -> str:
-    items = [repr(n) if n else "'' (the top level)" for n in names]  # type: ignore[attr-defined]
+    items = [repr(n) if n else "'.' (the top level)" for n in names]  # type: ignore[attr-defined]
     return ", ".join(items[:12]) + (f" and {len(items) - 12} more" if len(items) > 12 else "") \
         if items else "none"

@@ -393,7 +393,8 @@ class ModelStore:
         """Keep a loaded model, dropping the least recently used ones to stay within
         cache_bytes; one larger than the whole budget is not kept."""
         size = sum(v.nbytes for v in model.tensors.values()) + \
-            sum(v.nbytes for v in (model.readout or {}).values())
+            sum(v.nbytes for v in (model.readout or {}).values()) + \
+            (0 if model.embedding is None else model.embedding.nbytes)
         with self._lock:
             old = self._cache.pop(model_id, None)
             if old is not None:

@@ -52,9 +52,9 @@ VocabField = Annotated[str | None, Form(min_length=1, max_length=1024, descripti
     "the characters of the input units, in order, for text input"))]
 NameField = Annotated[str | None, Form(min_length=1, max_length=200)]
 PartField = Annotated[str | None, Form(
-    max_length=200, pattern=r"^[A-Za-z0-9_.{}]*$",
-    description='a module name in the file ("encoder", "rnn.lstm"; "" for the top level), '
-    'or "none": which part to take where several fit')]
+    max_length=200, pattern=r"^[A-Za-z0-9_.{}-]*$",
+    description='a module name in the file ("encoder", "rnn.lstm"; "." for the RNN at the '
+    'top level), or "none": which part to take where several fit')]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_PAGE, description=(
     f"how many models to return, 1 … {MAX_PAGE}"))]
 OffsetQuery = Annotated[int, Query(ge=0, le=2**31, description=(

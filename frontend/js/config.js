@@ -53,12 +53,17 @@ export function gradientPanels(cell) {
 export const MARGIN = Object.freeze({ l: 52, r: 64, t: 20, b: 22 });
 
 // Truncated BPTT: a dashed line where each window starts (gradients stop there).
+// `truncate`: the window k, or { k, reverse: true } for a bidirectional layer's reverse
+// direction, whose windows are counted from its first step read, T − 1.
 export function windowBoundaries(T, truncate) {
-  if (!truncate) return [];
-  return Array.from({ length: Math.ceil(T / truncate) - 1 }, (_, n) => ({
-    type: "line", x0: (n + 1) * truncate - 0.5, x1: (n + 1) * truncate - 0.5, yref: "paper",
-    y0: 0, y1: 1, line: { color: "#444", dash: "dash", width: 1 },
-  }));
+  const k = typeof truncate === "object" && truncate ? truncate.k : truncate;
+  if (!k) return [];
+  const reverse = typeof truncate === "object" && truncate.reverse;
+  return Array.from({ length: Math.ceil(T / k) - 1 }, (_, n) => {
+    const x = reverse ? T - (n + 1) * k - 0.5 : (n + 1) * k - 0.5;
+    return { type: "line", x0: x, x1: x, yref: "paper", y0: 0, y1: 1,
+             line: { color: "#444", dash: "dash", width: 1 } };
+  });
 }
 
 export const PLOT_CONFIG = {

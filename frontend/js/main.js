@@ -6,7 +6,7 @@ import { GATE_TITLES, at, gradientPanels, valuePanels } from "./config.js";
 import { ApiError } from "./errors.js";
 import { layerLabel } from "./values.js";
 import {
-  clampView, configForModel, configForPreset, createState, fromQuery, sameConfig, toQuery,
+  DEFAULTS, clampView, configForModel, configForPreset, createState, fromQuery, sameConfig, toQuery,
 } from "./state.js";
 import { createClip } from "./views/clip.js";
 import { createControls } from "./views/controls.js";
@@ -32,7 +32,22 @@ const $ = (id) => document.getElementById(id);
 const tooltip = createTooltip($("tooltip"));
 // the form writes into state.config as it is edited; a run reads state.config, never the form
 const controls = createControls($("controls"), {
-  onChange: (key, value) => { state.config[key] = value; },
+  onChange: (key, value) => {
+    state.config[key] = value;
+    if (key === "weights" && value === "random" && state.config.mode === "tokens") {
+      // token ids are an embedding's input: random weights read text again
+      Object.assign(state.config, { mode: DEFAULTS.mode, sequence: DEFAULTS.sequence });
+      controls.write(state.config);
+    }
+    // a stored model decides its cell and sizes, and the input it takes: the form shows them
+    if ((key === "model" || key === "weights") && state.config.weights === "model") {
+      const info = modelInfo({ weights: { model_id: state.config.model } });
+      if (info) {
+        state.config = configForModel(state.config, info);
+        controls.write(state.config);
+      }
+    }
+  },
   onSubmit: () => runNow({ push: true }),
   onUpload: (file) => uploadModel(file),
   onPreset: (id) => loadPreset(id),
@@ -151,11 +166,17 @@ function failure(err, what) {
   return err instanceof ApiError ? err.message : `${what} (${err.message}).`;
 }
 
+// The truncation windows of the layer shown: a reverse direction counts from the end.
+function windowOf(res) {
+  const entry = res.layers[state.view.layer];
+  return entry && entry.direction === "reverse" && res.truncate ? { k: res.truncate, reverse: true } : res.truncate;
+}
+
 function drawGradientMaps() {
   const res = state.result;
   const layer = res.layers[state.view.layer];
   const grads = gradientPanels(res.cell).map(([name, path, kind]) => [name, at(layer, path), kind]);
-  return gradMaps.update(grads, res.tokens, `${state.revision}/${state.view.layer}`, res.truncate, [],
+  return gradMaps.update(grads, res.tokens, `${state.revision}/${state.view.layer}`, windowOf(res), [],
                          state.view.gscale);
 }
 
@@ -166,7 +187,7 @@ async function drawResult() {
   $("values-title").textContent = `Values · ${layerLabel(res, state.view.layer)} · ${res.cell.toUpperCase()} · T=${res.steps}, H=${res.hidden_size}`;
   const values = valuePanels(res.cell).map(([name, path, kind]) => [title(name), at(layer, path), kind, name]);
   const rev = `${state.revision}/${state.view.layer}`;
-  await Promise.all([valueMaps.update(values, res.tokens, rev, res.truncate), drawGradientMaps(),
+  await Promise.all([valueMaps.update(values, res.tokens, rev, windowOf(res)), drawGradientMaps(),
     normPlot.update(layer.grads, rev), formula.update(res, state.view.layer),
     saturation.update(res, state.view.layer)]);
   const info = modelInfo(state.request);
@@ -463,9 +484,11 @@ async function restore({ push }) {
   const { config, view } = fromQuery(location.search);
   clearTimeout(urlTimer);
   lastURL = `${location.pathname}${location.search}`;
-  state.config = { ...config };
-  controls.write(state.config);
   const info = config.weights === "model" ? modelInfo({ weights: { model_id: config.model } }) : undefined;
+  // a link's cell and sizes mean nothing for a stored model: the form shows the model's own
+  state.config = info ? { ...config, cell: info.cell, hidden: info.hidden_size, layers: info.num_layers }
+    : { ...config };
+  controls.write(state.config);
   if (info && info.task) findUnits.setProperty(propertyForTask(info.task));
   if (state.running) {  // finish the run in flight first, then come back here
     state.restoreAfterRun = true;
@@ -473,7 +496,7 @@ async function restore({ push }) {
   }
   state.view = view;
   interventions.setItems(parseList(view.iv));  // back/forward brings its own list
-  if (sameConfig(config, state.ranConfig) && state.result) {
+  if (sameConfig(state.config, state.ranConfig) && state.result) {
     clampView(state.view, state.result);
     await drawResult();
   } else {

@@ -38,6 +38,7 @@ export function stepValues(res, k, t, inputs) {
   const prev = t + back;  // the step it read before this one (−1 or T: the initial state)
   const next = t - back;
   const zeros = new Float64Array(H);
+  const cZeros = layer.c ? new Float64Array(layer.c.shape[1]) : zeros;  // H ≥ h's P (proj_size)
   const inside = (s) => s >= 0 && s < T;
   const v = {
     h: row(layer.h, t), hPrev: inside(prev) ? row(layer.h, prev) : zeros,
@@ -50,7 +51,7 @@ export function stepValues(res, k, t, inputs) {
   if (res.cell === "rnn_tanh" || res.cell === "rnn_relu") v.a = v.a_a;
   if (layer.c) {
     v.c = row(layer.c, t);
-    v.cPrev = inside(prev) ? row(layer.c, prev) : zeros;
+    v.cPrev = inside(prev) ? row(layer.c, prev) : cZeros;
     v.dc = row(layer.grads.c, t);
     v.dcNext = inside(next) ? row(layer.grads.c, next) : null;
     v.fNext = inside(next) ? row(layer.gates.f, next) : null;

@@ -72,7 +72,8 @@ export function compare(before, after, k, items) {
     line: { color: "#111", width: 1.5, dash: "dot" }, fillcolor: "rgba(0,0,0,0)",
   }));
   const top = (before.num_layers - 1) * (before.bidirectional ? 2 : 1);  // its forward direction
-  const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * before.hidden_size);
+  const width = before.layers[top].h.shape[1];  // H, or proj_size
+  const lastH = difference(after.layers[top].h, before.layers[top].h).data.subarray((T - 1) * width);
   const maxLast = lastH.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   const summary = `${items.map(describe).join("; ")}. The loss goes from `
     + `${fmt(before.loss, 6)} to ${fmt(after.loss, 6)}; the top layer's last state h_${T - 1} moves by up to `

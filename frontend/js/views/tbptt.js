@@ -46,7 +46,7 @@ export function createTbptt(root) {
   async function update(truncated, full) {
     error.hidden = true;
     const k = truncated.truncate;
-    const top = truncated.layers.length - 1;
+    const top = (truncated.num_layers - 1) * (truncated.bidirectional ? 2 : 1);  // its forward direction
     const T = truncated.steps;
     const x = Array.from({ length: T }, (_, t) => t);
     const boundaries = windowBoundaries(T, k);

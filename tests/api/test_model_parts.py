@@ -239,3 +239,68 @@ def test_proj_size_runs_and_its_own_limits_are_422s(client):
     gru["rnn.weight_hr_l0"] = np.ones((2, 3), np.float32)
     d = _detail(upload(client, safetensors_bytes(gru)))
     assert "projection" in d["msg"]
+
+
+def test_proj_size_must_be_smaller_than_hidden_size(client):
+    rng = np.random.default_rng(9)
+    tensors = {"weight_ih_l0": rng.normal(size=(16, 3)), "weight_hh_l0": rng.normal(size=(16, 4)),
+               "bias_ih_l0": np.zeros(16), "bias_hh_l0": np.zeros(16),
+               "weight_hr_l0": rng.normal(size=(4, 4))}  # P = H = 4
+    r = client.post("/api/v1/run", json={"input": {"values": [[1, 2, 3]]}, "weights": {
+        "tensors": {k: v.tolist() for k, v in tensors.items()}}})
+    d = _detail(r)
+    assert d["loc"][-1] == "weight_hr_l0" and "smaller than hidden_size" in d["msg"]
+    # bias=False with a projection: only weight_ih and weight_hh get zero biases
+    small = {"weight_ih_l0": rng.normal(size=(16, 3)).tolist(),
+             "weight_hh_l0": rng.normal(size=(16, 2)).tolist(),
+             "weight_hr_l0": rng.normal(size=(2, 4)).tolist()}
+    out = client.post("/api/v1/run", json={"input": {"values": [[1, 2, 3]] * 2},
+                                           "weights": {"tensors": small}}).json()
+    assert set(out["param_grads"]) == set(small) and out["proj_size"] == 2
+
+
+def test_inline_tensors_without_biases_keep_the_readouts_gradients(client):
+    W = state_dict("gru", D=2, H=3, L=1, dtype=np.float64)
+    tensors = {k: v.tolist() for k, v in W.items() if k.startswith("weight")}
+    tensors["readout.weight"] = [[0.5, -0.2, 0.1], [0.3, 0.3, -0.4]]
+    tensors["readout.bias"] = [0.1, -0.1]
+    out = client.post("/api/v1/run", json={
+        "cell": "gru", "input": {"values": [[1, 2], [0, 1]]}, "weights": {"tensors": tensors},
+        "loss": {"type": "cross_entropy", "targets": [1, 0]}, "clip": {"max_norm": 1e-3}}).json()
+    assert set(out["param_grads"]) == {"weight_ih_l0", "weight_hh_l0", "readout.weight",
+                                       "readout.bias"}
+    total = np.sqrt(sum(np.sum(np.square(g)) for g in out["param_grads"].values()))
+    assert total == pytest.approx(out["grad_norm"]["clipped"], rel=1e-9)
+
+
+def test_an_rnn_at_the_top_level_is_chosen_with_a_dot(client):
+    data = safetensors_bytes({**state_dict(L=1, seed=3),
+                              **with_prefix("dec.lstm.", state_dict(L=1, seed=4))})
+    d = _detail(upload(client, data))
+    assert "'.' (the top level)" in d["msg"]
+    info = upload(client, data, rnn=".").json()
+    assert info["rnn"]["name"] == "" and info["ignored"][0].startswith("dec.lstm.")
+
+
+def test_an_embedding_named_with_a_bias_is_refused(client):
+    rng = np.random.default_rng(5)
+    tensors = {**with_prefix("rnn.", state_dict(D=3, L=1)),
+               "proj.weight": rng.normal(size=(7, 3)).astype(np.float32),
+               "proj.bias": np.zeros(7, np.float32)}
+    d = _detail(upload(client, safetensors_bytes(tensors), embedding="proj"))
+    assert d["loc"] == ["body", "embedding"] and "has a bias" in d["msg"]
+
+
+def test_a_bidirectional_three_layer_lstm_fits_inline(client):
+    from gatescope.core.cells import CELLS
+    from gatescope.core.params import pytorch_init
+    W = pytorch_init(CELLS["lstm"], 2, 3, 3, 0, None, np.float64, directions=2)
+    assert len(W) == 24
+    out = client.post("/api/v1/run", json={"input": {"values": [[1, 2]] * 3},
+                                           "weights": {"tensors": {k: v.tolist()
+                                                                   for k, v in W.items()}}})
+    assert out.status_code == 200 and len(out.json()["layers"]) == 6
+    jac = client.post("/api/v1/jacobian", json={
+        "input": {"values": [[1, 2]] * 3}, "step": 1, "layer": 2, "direction": "reverse",
+        "weights": {"tensors": {k: v.tolist() for k, v in W.items()}}}).json()
+    assert (jac["layer"], jac["direction"]) == (2, "reverse")

@@ -484,3 +484,25 @@ def test_an_id_that_cannot_be_a_model_id_is_not_echoed_back(client):
     r = client.post("/api/v1/run", json={"input": {"text": "ab"},
                                          "weights": {"model_id": "a" * 10_000}})
     assert r.status_code == 422 and "a" * 100 not in r.text
+
+
+def test_a_model_stored_before_parts_were_recorded_loads_as_it_was_stored():
+    """An info.json of the previous version (no rnn/embedding/head): its RNN under its
+    prefix, its readout by that version's one rule (readout.weight under any prefix), no
+    embedding — even where the file holds another matrix that would now fit a head."""
+    from gatescope.contract.responses import ModelInfo
+    from gatescope.models import checks
+    rng = np.random.default_rng(1)
+    tensors = {**{f"lstm.{k}": v for k, v in state_dict(D=4, H=3, L=1).items()},
+               "net.readout.weight": rng.normal(size=(2, 3)).astype(np.float32),
+               "net.readout.bias": np.zeros(2, np.float32),
+               "fc.weight": rng.normal(size=(5, 3)).astype(np.float32),
+               "fc.bias": np.zeros(5, np.float32)}
+    data = safetensors_bytes(tensors)
+    old = ModelInfo(model_id=checks.content_id(data, "lstm", None), name="old", cell="lstm",
+                    input_size=4, hidden_size=3, num_layers=1, vocab=None, prefix="lstm.",
+                    readout=2, bytes=len(data))
+    assert checks.intact(old, data)
+    model = checks.load(old, data)
+    assert model.readout is not None and model.readout["readout.weight"].shape == (2, 3)
+    assert model.embedding is None

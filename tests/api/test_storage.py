@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import numpy as np
 import pytest
 
 from gatescope.api import compute
@@ -422,3 +423,14 @@ def test_a_real_server_on_a_read_only_data_directory(tmp_path):
             assert r.status_code == 503 and "read-only" in r.json()["detail"]
         said = log.read_text()
         assert "is read-only" in said and "Traceback" not in said
+
+
+def test_the_model_cache_counts_an_embedding(tmp_path):
+    """An embedding is most of a text model's bytes: the cache's budget must see them."""
+    emb = np.random.default_rng(0).normal(size=(4096, 4)).astype(np.float32)
+    data = safetensors_bytes({"emb.weight": emb, **{f"rnn.{k}": v for k, v in
+                                                    state_dict(D=4, L=1).items()}})
+    store = ModelStore(tmp_path, cache_bytes=100_000)  # under the embedding's 131 kB float64
+    info, _ = store.add(data, "m.safetensors")
+    assert store.load(info.model_id).embedding is not None
+    assert store.cached() == ([], 0)

@@ -129,3 +129,26 @@ def test_a_projected_lstm_shows_its_narrower_h(page: Page, server: str) -> None:
     page.locator("#next").click()
     expect(page.locator("#panel-title")).to_contain_text("unit 4")
     shot(page, "model-about-proj")
+
+
+def test_a_stored_model_chosen_or_linked_shows_its_own_sizes(page: Page, server: str) -> None:
+    """Picked from the list, or opened from a link whose H and L say otherwise, a stored
+    model's cell, hidden size and layers are what the form shows — and what runs."""
+    open_page(page, server)
+    _upload(page, FIXTURES / "models" / "word_lm.safetensors")
+    word_lm = page_request(page)["weights"]["model_id"]
+    _upload(page, FIXTURES / "models" / "stacked_grucells.safetensors")
+    before = revision(page)
+    field(page, "Stored model").select_option(word_lm)
+    page.locator("#run").click()
+    wait_new_result(page, before)
+    for label, value in (("Cell", "lstm"), ("Hidden size", "5"), ("Layers", "2")):
+        expect(field(page, label)).to_have_value(value)
+    expect(page.locator("#model-about")).to_contain_text("Embedding encoder")
+    page.goto(f"{server}/?w=model&model={word_lm}&H=16&L=1&cell=gru&mode=tokens&seq=1%202%203")
+    page.wait_for_function("document.body.dataset.state === 'ready'")
+    for label, value in (("Cell", "lstm"), ("Hidden size", "5"), ("Layers", "2")):
+        expect(field(page, label)).to_have_value(value)
+    result = page.evaluate("() => { const r = window.gatescope.state.result;"
+                           " return [r.cell, r.hidden_size, r.num_layers]; }")
+    assert result == ["lstm", 5, 2]

@@ -33,3 +33,23 @@ def test_a_live_module_runs_with_its_own_names_and_nonlinearity() -> None:
         np.testing.assert_allclose(result.param_grads[name], p.grad.numpy(), atol=1e-14)
     with pytest.raises(ValueError, match="rnn_tanh"):  # a state_dict cannot tell
         gatescope.from_torch(net.state_dict())
+
+
+def test_tied_weights_have_one_gradient_the_sum_of_both_uses() -> None:
+    """word_language_model --tied: decoder.weight is encoder.weight; named_parameters() has
+    it once, its gradient the embedding's and the head's together."""
+    torch.manual_seed(1)
+    net = torch.nn.ModuleDict({"encoder": torch.nn.Embedding(7, 4),
+                               "rnn": torch.nn.LSTM(4, 4),
+                               "decoder": torch.nn.Linear(4, 7)}).double()
+    net["decoder"].weight = net["encoder"].weight
+    ids = torch.tensor([1, 4, 2, 6])
+    out, _ = net["rnn"](net["encoder"](ids)[:, None])
+    loss = torch.nn.functional.cross_entropy(net["decoder"](out[:, 0]),
+                                             torch.tensor([4, 2, 6, 0]))
+    loss.backward()
+    result = gatescope.from_torch(net).run({"input": {"tokens": ids.tolist()}, "loss": {
+        "type": "cross_entropy", "targets": [4, 2, 6, 0]}})
+    assert sorted(result.param_grads) == sorted(n for n, _ in net.named_parameters())
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(result.param_grads[name], p.grad.numpy(), atol=1e-14)

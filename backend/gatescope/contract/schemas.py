@@ -54,7 +54,9 @@ UnitList = Annotated[list[UnitIndex], Field(min_length=1, max_length=MAX_HIDDEN)
 
 Row = Annotated[list[float], Field(min_length=1, max_length=MAX_INPUT)]  # D numbers
 HiddenRow = Annotated[list[float], Field(min_length=1, max_length=MAX_HIDDEN)]  # H numbers
-StepRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=MAX_STEPS)]  # T×H
+# a top layer's output: H numbers, or 2H bidirectional ([h→; h←])
+OutputRow = Annotated[list[float], Field(min_length=1, max_length=2 * MAX_HIDDEN)]
+StepRows = Annotated[list[OutputRow], Field(min_length=1, max_length=MAX_STEPS)]  # T×H
 # L×H, or (2L)×H bidirectional (PyTorch's h_0 order: layer k's forward row 2k, reverse 2k+1)
 LayerRows = Annotated[list[HiddenRow], Field(min_length=1, max_length=2 * MAX_LAYERS)]
 # a state_dict tensor: a bias (G·H) or a weight (G·H rows of D, H or, above a bidirectional
@@ -195,7 +197,8 @@ class HiddenUnit(Strict):
 
     type: Literal["hidden_unit"]
     step: StepIndex | None = None
-    unit: Int = Field(0, ge=0, lt=MAX_HIDDEN)
+    unit: Int = Field(0, ge=0, lt=2 * MAX_HIDDEN,
+                      description="a unit of the top layer's output: < H, or < 2H bidirectional")
 
 
 class AllHiddenSum(Strict):

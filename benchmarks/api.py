@@ -5,7 +5,9 @@ The request: LSTM, T = 1024, H = 256, D = 64 numbers per step, float32. Over HTT
 receiving the body and decoding it into NumPy arrays (json: orjson.loads then arrays;
 typed: base64 → np.frombuffer; binary: np.frombuffer in place). In-process:
 gatescope.run, which returns NumPy arrays. Target: HTTP with the compact (binary)
-encoding at most 1.5× in-process.
+encoding at most 1.5× in-process. Then the parts of a run: forward-only (`backward: false`)
+against the full run (target ≤ 0.5×), and `?fields=h,gates` JSON against the full JSON
+(bytes and time).
 
     python benchmarks/api.py [--rounds 5]
 """
@@ -63,13 +65,14 @@ def decode(obj: Any, data: memoryview | None = None) -> Any:
     return obj
 
 
-def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool
+def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool, query: str = ""
               ) -> tuple[int, int, dict[str, float]]:
     """One request; returns (bytes on the wire, bytes decoded, the server's Server-Timing
-    in ms)."""
+    in ms). `query`: more of the query string ("&fields=h,gates")."""
     headers = {"content-type": "application/json",
                "accept-encoding": "gzip" if gzip_ok else "identity"}
-    req = urllib.request.Request(f"{url}/api/v1/run?encoding={encoding}", body, headers)
+    req = urllib.request.Request(f"{url}/api/v1/run?encoding={encoding}{query}", body,
+                                 headers)
     with urllib.request.urlopen(req, timeout=300) as r:
         wire = r.read()
         raw = gzip.decompress(wire) if r.headers.get("content-encoding") == "gzip" else wire
@@ -123,6 +126,8 @@ def main() -> None:
     req = request_body()
     body = json.dumps(req).encode()
     parsed = gatescope.RunRequest.model_validate(req)
+    forward = gatescope.RunRequest.model_validate({**req, "backward": False})
+    forward_body = json.dumps({**req, "backward": False}).encode()
     with running_server(tempfile.mkdtemp(prefix="gatescope-api-")) as url:
         contenders = {
             "in-process gatescope.run": lambda: gatescope.run(parsed),
@@ -130,6 +135,12 @@ def main() -> None:
             "HTTP, typed": lambda: over_http(url, body, "typed", False),
             "HTTP, JSON": lambda: over_http(url, body, "json", False),
             "HTTP, JSON + gzip": lambda: over_http(url, body, "json", True),
+            # the parts of a run
+            "in-process, backward: false": lambda: gatescope.run(forward),
+            "HTTP, binary, backward: false": lambda: over_http(url, forward_body, "binary",
+                                                               False),
+            "HTTP, JSON, fields=h,gates": lambda: over_http(url, body, "json", False,
+                                                            "&fields=h,gates"),
         }
         sizes, server = {}, {}
         times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -152,6 +163,8 @@ def main() -> None:
     print("| path | median (ms) | / in-process | body on the wire | decoded |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, ts in times.items():
+        if "backward" in name or "fields" in name:
+            continue  # the parts' own table, below
         med = statistics.median(ts)
         wire, raw = sizes.get(name, (0, 0))
         print(f"| {name} | {med * 1e3:.0f} | {med / base:.2f}× | "
@@ -167,6 +180,18 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| {binary['parse']:.1f} | {binary['run']:.1f} | {binary['encode']:.1f} | "
           f"{binary['total']:.1f} | {client:.1f} | {client - binary['total']:.1f} |")
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    print()
+    print("The parts of a run (medians; the ratio against the same path's full run):")
+    print()
+    print("| request | median (ms) | / full run | body |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, full in (("in-process, backward: false", "in-process gatescope.run"),
+                       ("HTTP, binary, backward: false", "HTTP, binary"),
+                       ("HTTP, JSON, fields=h,gates", "HTTP, JSON")):
+        wire = f"{sizes[name][0] / 2**20:.1f} MiB (full {sizes[full][0] / 2**20:.1f})" \
+            if name in sizes else "—"
+        print(f"| {name} | {med[name] * 1e3:.0f} | {med[name] / med[full]:.2f}× | {wire} |")
     p99 = percentile(health, 0.99)
     print()
     print(f"GET /health while a 4096-step run computes ({len(health)} requests over "

@@ -22,7 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from ..contract.encoding import BinaryLayout, Encoding, dumps
-from ..contract.errors import ModelNotFoundError, error_detail
+from ..contract.errors import ModelNotFoundError, error_detail, invalid
 from ..contract.json_body import parse_json
 from ..contract.limits import Limits
 from ..contract.results import JacobianResult, RunResult
@@ -93,10 +93,12 @@ def checkpoint() -> None:
 
 
 def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
-            gzip_ok: bool, lent: reply_blocks.Lent | None = None, prefix: str = "") -> Reply:
+            gzip_ok: bool, lent: reply_blocks.Lent | None = None, prefix: str = "",
+            fields: str | None = None) -> Reply:
     """Parse, validate, run and encode one /run or /jacobian request. A large binary body
-    goes into the block the server lent, or a new one named with its `prefix`. The reply's
-    `timing` says how long each of the three steps took."""
+    goes into the block the server lent, or a new one named with its `prefix`. `fields`:
+    the ?fields= query, comma-separated. The reply's `timing` says how long each of the three
+    steps took."""
     t0 = time.perf_counter()
     result: RunResult | JacobianResult
     parse_cost = PARSE_BYTES_PER_BYTE * len(body)
@@ -108,6 +110,8 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     try:
         if kind == "run":
             req = parse_json(RunRequest, body)  # duplicate keys are a 422, not last-wins
+            if fields is not None:
+                req = with_fields(req, fields)
             t1 = time.perf_counter()
             result = run(req, models=_store, limits=_limits, encoding=encoding,
                          checkpoint=checkpoint)
@@ -135,6 +139,22 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
         return error_reply(503, OUT_OF_MEMORY)
     reply.timing = {"parse": t1 - t0, "run": t2 - t1, "encode": time.perf_counter() - t2}
     return reply
+
+
+def with_fields(req: RunRequest, query: str) -> RunRequest:
+    """The request with the ?fields= query's parts (comma-separated), checked as the body's
+    `fields` is; a query that disagrees with the body's is a 422 naming it."""
+    names = query.split(",")
+    if req.fields is not None and list(req.fields) != names:
+        raise invalid(("query", "fields"), f"?fields={query} and the body's fields "
+                      f"{list(req.fields)} disagree: give them one way", query)
+    try:  # only the fields and their rules are checked again, not the whole (large) body
+        checked = RunRequest.model_validate({"input": {"text": "a"}, "fields": names,
+                                             "backward": req.backward})
+    except ValidationError as exc:
+        raise invalid(("query", "fields"), "; ".join(e["msg"] for e in exc.errors()),
+                      query) from None
+    return req.model_copy(update={"fields": checked.fields})
 
 
 OUT_OF_MEMORY = ("the server ran out of memory for this request; try fewer steps, units or "

@@ -319,7 +319,7 @@ class ComputePool:
         asyncio.get_running_loop().call_later(reply_blocks.SWEEP_AFTER, self.blocks.sweep)
 
     async def run(self, kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
-                  gzip_ok: bool) -> tuple[Reply, bytes | Body]:
+                  gzip_ok: bool, fields: str | None = None) -> tuple[Reply, bytes | Body]:
         """One /run or /jacobian request in a worker: its reply, and its body as bytes or,
         over a megabyte, as a Body to stream (whose close() gives its blocks back). A block
         is lent only once a slot is free: a request dropped from the queue holds none."""
@@ -332,7 +332,7 @@ class ComputePool:
 
         try:
             reply = await self._on(slot, compute, kind, body, encoding, gzip_ok, lent,
-                                   self.blocks.prefix, finished=finished)
+                                   self.blocks.prefix, fields, finished=finished)
         except asyncio.CancelledError:
             raise  # `finished` runs once the worker is done with the blocks
         except BaseException:

@@ -44,13 +44,15 @@ class LayerOut(BaseModel):
     direction: Literal["forward", "reverse"] = Field(
         "forward", description="reverse: a bidirectional layer's second direction, whose "
         "step t is its state after reading x_t … x_{T−1}")
-    h: Array2 = Field(description="T×H hidden states")
+    h: Array2 | None = Field(None, description="T×H hidden states (every part is sent "
+                             "unless `fields` leaves it out or backward: false computes none)")
     c: Array2 | None = Field(None, description="T×H cell states (LSTM only)")
-    gates: dict[str, Array2] = Field(description="T×H post-activation values: LSTM i, f, g, "
-                                     "o; GRU r, z, n; RNN none")
-    pre: dict[str, Array2] = Field(description="T×H pre-activations of each gate (RNN: a)")
-    grads: LayerGrads
-    jacobian: dict[str, Array1 | dict[str, Array1]] = Field(
+    gates: dict[str, Array2] | None = Field(None, description="T×H post-activation values: "
+                                            "LSTM i, f, g, o; GRU r, z, n; RNN none")
+    pre: dict[str, Array2] | None = Field(None, description="T×H pre-activations of each "
+                                          "gate (RNN: a)")
+    grads: LayerGrads | None = None
+    jacobian: dict[str, Array1 | dict[str, Array1]] | None = Field(None,
         description="[T] Frobenius norms per step: LSTM direct, forget, input, candidate, "
         "total (∂c_t/∂c_{t−1}) and flow {direct, forget, input, candidate}: ‖termᵀ ∂L/∂c_t‖₂; "
         "GRU, RNN total (∂h_t/∂h_{t−1})")
@@ -77,6 +79,10 @@ class RunResponse(BaseModel):
                                 "forward direction, then its reverse")
     proj_size: int = Field(0, description="an LSTM with a projection: P, the width of h "
                            "(c and the gates stay H wide); 0 for none")
+    backward: bool = Field(True, description="false: a forward pass only; no gradient, "
+                           "Jacobian or connectivity field")
+    fields: list[str] | None = Field(None, description="the parts asked for, when the "
+                                     "request chose them")
     truncate: int | None
     tokens: list[str] | None
     vocab: str | None
@@ -86,14 +92,15 @@ class RunResponse(BaseModel):
     outputs: Outputs | None = Field(None, description="a model with a readout: its outputs "
                                     "on the top layer's states (K = readout.weight's rows)")
     layers: list[LayerOut]
-    input_grad: Array2 = Field(description="T×D ∂L/∂x_t (with an embedding: ∂L/∂ the "
-                               "embedded vectors, T×E)")
-    param_grads: dict[str, Array1 | Array2] = Field(
-        description="∂L/∂ every parameter: an uploaded model's under its names in the file "
+    input_grad: Array2 | None = Field(None, description="T×D ∂L/∂x_t (with an embedding: ∂L/∂ "
+                                      "the embedded vectors, T×E)")
+    param_grads: dict[str, Array1 | Array2] | None = Field(
+        None, description="∂L/∂ every parameter: an uploaded model's under its names in the file "
         "(embedding, RNN, head), else PyTorch's plain names, a readout's (readout.weight, "
         "readout.bias) last; none for a tensor the model lacks (bias=False)")
-    initial_state_grad: dict[str, Array2] = Field(description="L×H ∂L/∂h_{−1} (and c_{−1}); "
-                                                  "2L×H bidirectional, PyTorch's h_0 order")
+    initial_state_grad: dict[str, Array2] | None = Field(
+        None, description="L×H ∂L/∂h_{−1} (and c_{−1}); 2L×H bidirectional, PyTorch's h_0 "
+        "order")
     grad_norm: dict[str, Number] | None = Field(
         None, description="with clip: the parameter gradients' total 2-norm before and after")
     warnings: list[str]

@@ -31,23 +31,23 @@ class LayerResult:
     connectivity: (T, T), row t, column s = ‖∂(Σ_j h_t[j]) / ∂x_s‖₂, when requested.
     """
 
-    h: np.ndarray
+    h: np.ndarray | None
     c: np.ndarray | None
-    gates: dict[str, np.ndarray]
-    pre: dict[str, np.ndarray]
-    grads: dict[str, Any]
-    jacobian: dict[str, Any]
+    gates: dict[str, np.ndarray] | None
+    pre: dict[str, np.ndarray] | None
+    grads: dict[str, Any] | None
+    jacobian: dict[str, Any] | None
     connectivity: np.ndarray | None = None
     layer: int = 0
     direction: str = "forward"  # or "reverse": a bidirectional layer's second unit
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"layer": self.layer, "direction": self.direction, "h": self.h}
-        if self.c is not None:
-            out["c"] = self.c
-        out.update(gates=self.gates, pre=self.pre, grads=self.grads, jacobian=self.jacobian)
-        if self.connectivity is not None:
-            out["connectivity"] = self.connectivity
+        """The parts computed and asked for (`fields`), in the response's order."""
+        out: dict[str, Any] = {"layer": self.layer, "direction": self.direction}
+        for name in ("h", "c", "gates", "pre", "grads", "jacobian", "connectivity"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
 
@@ -74,9 +74,9 @@ class RunResult:
     vocab: str | None
     loss: float
     layers: list[LayerResult]
-    input_grad: np.ndarray
-    param_grads: dict[str, np.ndarray]
-    initial_state_grad: dict[str, np.ndarray]
+    input_grad: np.ndarray | None  # None: not asked for (fields) or not computed (backward)
+    param_grads: dict[str, np.ndarray] | None
+    initial_state_grad: dict[str, np.ndarray] | None
     warnings: list[str] = field(default_factory=list)
     # no NaN or ±inf in any array: set with `warnings` (check_overflow), False until then
     finite: bool = False
@@ -85,22 +85,27 @@ class RunResult:
     token_ids: list[int] | None = None  # a model with an embedding: the ids it read
     bidirectional: bool = False  # layers then holds two entries per layer
     proj_size: int = 0  # an LSTM's projection: h is P wide, c and the gates H
+    backward: bool = True  # False: a forward pass only, no gradient computed
+    fields: list[str] | None = None  # the parts asked for; None: every one
 
     def as_dict(self) -> dict[str, Any]:
         """The response's structure with the arrays left as NumPy arrays."""
         extra = {} if self.grad_norm is None else {"grad_norm": self.grad_norm}
         outputs = {} if self.outputs is None else {"outputs": self.outputs}
         ids = {} if self.token_ids is None else {"token_ids": self.token_ids}
+        grads = {name: getattr(self, name) for name in ("input_grad", "param_grads",
+                                                         "initial_state_grad")
+                 if getattr(self, name) is not None}
+        chosen = {} if self.fields is None else {"fields": self.fields}
         return {
             "cell": self.cell, "dtype": self.dtype, "steps": self.steps,
             "input_size": self.input_size, "hidden_size": self.hidden_size,
             "num_layers": self.num_layers, "bidirectional": self.bidirectional,
-            "proj_size": self.proj_size,
+            "proj_size": self.proj_size, "backward": self.backward, **chosen,
             "truncate": self.truncate,
             "tokens": self.tokens, "vocab": self.vocab, **ids, "loss": self.loss, **outputs,
             "layers": [layer.as_dict() for layer in self.layers],
-            "input_grad": self.input_grad, "param_grads": self.param_grads,
-            "initial_state_grad": self.initial_state_grad, **extra, "warnings": self.warnings,
+            **grads, **extra, "warnings": self.warnings,
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -23,6 +23,13 @@ from .limits import (
 CellName = Literal["lstm", "gru", "rnn_tanh", "rnn_relu"]
 DType = Literal["float64", "float32"]
 Direction = Literal["forward", "reverse"]
+# the parts of a /run response a request may choose (`fields`): each layer's, and the run's
+LAYER_FIELDS = ("h", "c", "gates", "pre", "grads", "jacobian")
+RUN_FIELDS = ("outputs", "input_grad", "param_grads", "initial_state_grad")
+FieldName = Literal["h", "c", "gates", "pre", "grads", "jacobian", "outputs", "input_grad",
+                    "param_grads", "initial_state_grad"]
+GRADIENT_FIELDS = frozenset({"grads", "jacobian", "input_grad", "param_grads",
+                             "initial_state_grad"})  # what backpropagation computes
 
 
 class Strict(BaseModel):
@@ -341,6 +348,41 @@ class RunRequest(Strict):
                                               description="applied in list order")
     connectivity: bool = Field(False, description="add each layer's T×T connectivity "
                                f"(T ≤ {MAX_CONNECTIVITY_STEPS})")
+    backward: bool = Field(True, description="false: the forward pass only — values, outputs "
+                           "and the loss; no gradient, Jacobian or connectivity is computed "
+                           "or sent")
+    fields: list[FieldName] | None = Field(
+        None, min_length=1, max_length=10,
+        description="send only these parts (each layer's h, c, gates, pre, grads, jacobian; "
+        "the run's outputs, input_grad, param_grads, initial_state_grad); the scalars always "
+        "come. Work that only the others need is skipped. Default: every part")
+
+    @model_validator(mode="after")
+    def _forward_only(self) -> RunRequest:
+        if not self.backward:
+            asked = sorted(GRADIENT_FIELDS & set(self.fields or ()))
+            if asked:
+                raise ValueError(f"backward: false computes no gradients, so fields cannot "
+                                 f"ask for {', '.join(asked)}")
+            for name, given in (("connectivity", self.connectivity),
+                                ("clip", self.clip is not None)):
+                if given:
+                    raise ValueError(f"{name} needs gradients: it cannot go with backward: "
+                                     "false")
+        return self
+
+    def wants(self, part: str) -> bool:
+        """Whether the response sends `part` (a field name): asked for by `fields` (or no
+        fields given), and computed (no gradient part when backward is false)."""
+        if not self.backward and part in GRADIENT_FIELDS:
+            return False
+        return self.fields is None or part in self.fields
+
+    @property
+    def needs_backward(self) -> bool:
+        """Whether any part sent (or connectivity, or clip) needs backpropagation."""
+        return self.backward and (self.connectivity or self.clip is not None or any(
+            self.wants(part) for part in GRADIENT_FIELDS))
 
 
 class JacobianRequest(RunRequest):

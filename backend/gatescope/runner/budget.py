@@ -62,17 +62,15 @@ class Sizes:
     embedding: int = 0  # V·E: an embedding's values (and as many in its gradient)
     directions: int = 1  # 2: bidirectional, every layer two units
     proj: int = 0  # an LSTM's proj_size P (< H): its h arrays are counted H wide all the same
+    parts: frozenset[str] | None = None  # the parts the response sends (`fields`); None: all
+
+    def sends(self, part: str) -> bool:
+        return self.parts is None or part in self.parts
 
     @property
     def units(self) -> int:
         """Units: a recurrence each (layers × directions), each with its own arrays."""
         return self.L * self.directions
-
-    @property
-    def arrays_per_layer(self) -> int:
-        """(T, H) arrays in each layer's response: 2 + 2c + g + 2G."""
-        c = int(self.cell.has_cell_state)
-        return 2 + 2 * c + len(self.cell.gates) + 2 * self.cell.blocks
 
     @property
     def params(self) -> int:
@@ -85,21 +83,34 @@ class Sizes:
         return rnn + self.K * (n * P + 1) + self.embedding
 
 
+def _layer_arrays(s: Sizes) -> tuple[dict[str, int], dict[str, int]]:
+    """Each part of a layer: how many (T, H) arrays it holds, and how many (T,) ones."""
+    c, g, G = int(s.cell.has_cell_state), len(s.cell.gates), s.cell.blocks
+    norms = 9 if s.cell.jacobian_terms else 1  # the Jacobian's norms (and an LSTM's flows)
+    return {"h": 1, "c": c, "gates": g, "pre": G, "grads": 1 + c + G}, \
+        {"grads": 1 + c, "jacobian": norms}
+
+
 def response_values(s: Sizes) -> int:
-    """Every number the /run response holds, exactly (the module docstring)."""
+    """Every number the /run response holds, exactly (the module docstring): the parts it
+    sends."""
     T, H, L = s.T, s.H, s.units
     c = int(s.cell.has_cell_state)
-    per_layer = s.arrays_per_layer * T * H
-    per_layer += T * (1 + c)  # h_norm, c_norm
-    per_layer += T * (9 if s.cell.jacobian_terms else 1)  # Jacobian norms (and flows)
+    wide, narrow = _layer_arrays(s)
+    per_layer = sum(n * T * H for part, n in wide.items() if s.sends(part))
+    per_layer += sum(n * T for part, n in narrow.items() if s.sends(part))
     per_layer += T * T if s.connectivity else 0
-    return L * per_layer + T * s.D + s.params + 2 * T * s.K + L * H * (1 + c)
+    return (L * per_layer + (T * s.D if s.sends("input_grad") else 0)
+            + (s.params if s.sends("param_grads") else 0)
+            + (2 * T * s.K if s.sends("outputs") else 0)
+            + (L * H * (1 + c) if s.sends("initial_state_grad") else 0))
 
 
 def response_arrays(s: Sizes) -> int:
     """How many arrays the response holds (each costs a header in binary and typed)."""
-    per_layer = s.arrays_per_layer + 2 + (9 if s.cell.jacobian_terms else 1) + s.connectivity
-    return s.units * (per_layer + 4) + 5
+    wide, narrow = _layer_arrays(s)
+    per_layer = sum(n for part, n in (*wide.items(), *narrow.items()) if s.sends(part))
+    return s.units * (per_layer + s.connectivity + 4) + 5
 
 
 def response_bytes(s: Sizes, encoding: Encoding) -> int:

@@ -48,36 +48,52 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
         scored = objective.evaluate(p.objective, engine.layer_output(traces, L - 1, n),
                                     p.readout)
         W_hh = [_recurrent(p.params, u, n) for u in range(L * n)]
-        grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
-                                checkpoint=checkpoint, directions=n)
+        # the backward pass only where a part sent needs it (backward: false, or fields)
+        grads = None
+        if req.needs_backward:
+            grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
+                                    param_grads=req.wants("param_grads") or req.clip is not None,
+                                    checkpoint=checkpoint, directions=n)
         checkpoint()
         # Serial on purpose: on a second thread the norms' big products fought the step loop
         # for memory bandwidth and the GIL, and the whole run took ~13 % longer.
         layers = []
-        for u, (trace, g, w) in enumerate(zip(traces, grads.layers, W_hh, strict=True)):
+        for u, (trace, w) in enumerate(zip(traces, W_hh, strict=True)):
             checkpoint()
-            norms: dict[str, Any] = dict(jacobians.norms(p.cell, trace, w))
-            if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
-                assert g.c is not None  # a cell whose Jacobian has terms carries c
-                norms["flow"] = jacobians.flow(p.cell, trace, w, g.c, req.truncate)
-            layers.append(_layer_result(p.cell, trace, g, norms, u // n, u % n == 1))
+            g = None if grads is None else grads.layers[u]
+            norms: dict[str, Any] | None = None
+            if g is not None and req.wants("jacobian"):
+                norms = dict(jacobians.norms(p.cell, trace, w))
+                if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
+                    assert g.c is not None  # a cell whose Jacobian has terms carries c
+                    norms["flow"] = jacobians.flow(p.cell, trace, w, g.c, req.truncate)
+            layers.append(_layer_result(p.cell, req, trace, g, norms, u // n, u % n == 1))
         if req.connectivity:
             for u, layer in enumerate(layers):
                 layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, u,
                                                          checkpoint, n)
-        param_grads = _param_grads(p, grads, scored.readout_grads)
-        grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
-    outputs = None if scored.outputs is None else {k: a[:, 0] for k, a in scored.outputs.items()}
-    state_grad = {"h": grads.h0[:, 0]}
-    if grads.c0 is not None:
-        state_grad["c"] = grads.c0[:, 0]
+        param_grads = grad_norm = None
+        if grads is not None and (req.wants("param_grads") or req.clip is not None):
+            param_grads = _param_grads(p, grads, scored.readout_grads)
+            grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
+    outputs = None
+    if scored.outputs is not None and req.wants("outputs"):
+        outputs = {k: a[:, 0] for k, a in scored.outputs.items()}
+    state_grad = None
+    if grads is not None and req.wants("initial_state_grad"):
+        state_grad = {"h": grads.h0[:, 0]}
+        if grads.c0 is not None:
+            state_grad["c"] = grads.c0[:, 0]
     result = RunResult(
         cell=p.cell.name, dtype=req.dtype, steps=T, input_size=D, hidden_size=H,
         num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=scored.loss,
-        layers=layers, input_grad=grads.input[:, 0], param_grads=param_grads,
+        layers=layers,
+        input_grad=grads.input[:, 0] if grads is not None and req.wants("input_grad") else None,
+        param_grads=param_grads if req.wants("param_grads") else None,
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
         token_ids=None if p.token_ids is None else p.token_ids.tolist(),
-        bidirectional=n == 2, proj_size=p.proj,
+        bidirectional=n == 2, proj_size=p.proj, backward=req.backward,
+        fields=None if req.fields is None else list(req.fields),
     )
     check_overflow(result, result.as_dict())
     return result
@@ -123,29 +139,35 @@ def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
     return {"total": total, "clipped": total * coefficient(total, max_norm, dtype)}
 
 
-def _layer_result(cell: Cell, trace: Trace, g: engine.LayerGrads,
-                  norms: dict[str, Any], layer: int, reverse: bool) -> LayerResult:
+def _layer_result(cell: Cell, req: RunRequest, trace: Trace, g: engine.LayerGrads | None,
+                  norms: dict[str, Any] | None, layer: int, reverse: bool) -> LayerResult:
     """Squeeze the single sequence (N = 1) out of a unit's trace, gradients and Jacobian
-    norms, in input order (a reverse direction's arrays, in its reading order, flipped)."""
+    norms, in input order (a reverse direction's arrays, in its reading order, flipped);
+    only the parts the request wants (None for the others)."""
     first = 0  # the sequence shown
 
     def seq(a: np.ndarray) -> np.ndarray:
         return a[::-1, first] if reverse else a[:, first]
 
-    grads: dict[str, Any] = {"h": seq(g.h)}
-    if g.c is not None:
-        grads["c"] = seq(g.c)
-    grads["gates"] = {name: seq(a) for name, a in cell.split(g.pre).items()}
-    grads["h_norm"] = np.linalg.norm(grads["h"], axis=-1)
-    if g.c is not None:
-        grads["c_norm"] = np.linalg.norm(grads["c"], axis=-1)
-    jacobian = {name: ({k: seq(v) for k, v in a.items()} if isinstance(a, dict) else seq(a))
-                for name, a in norms.items()}
+    grads: dict[str, Any] | None = None
+    if g is not None and req.wants("grads"):
+        grads = {"h": seq(g.h)}
+        if g.c is not None:
+            grads["c"] = seq(g.c)
+        grads["gates"] = {name: seq(a) for name, a in cell.split(g.pre).items()}
+        grads["h_norm"] = np.linalg.norm(grads["h"], axis=-1)
+        if g.c is not None:
+            grads["c_norm"] = np.linalg.norm(grads["c"], axis=-1)
+    jacobian = None if norms is None else {
+        name: ({k: seq(v) for k, v in a.items()} if isinstance(a, dict) else seq(a))
+        for name, a in norms.items()}
     return LayerResult(
-        h=seq(trace.h[1:]),
-        c=None if trace.c is None else seq(trace.c[1:]),
-        gates={name: seq(a) for name, a in trace.gates().items()},
-        pre={name: seq(a) for name, a in trace.pre_activations().items()},
+        h=seq(trace.h[1:]) if req.wants("h") else None,
+        c=None if trace.c is None or not req.wants("c") else seq(trace.c[1:]),
+        gates={name: seq(a) for name, a in trace.gates().items()} if req.wants("gates")
+        else None,
+        pre={name: seq(a) for name, a in trace.pre_activations().items()}
+        if req.wants("pre") else None,
         grads=grads,
         jacobian=jacobian,
         layer=layer,

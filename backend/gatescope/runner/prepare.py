@@ -32,8 +32,10 @@ from ..contract.encoding import Encoding
 from ..contract.errors import ModelNotFoundError, invalid
 from ..contract.limits import MAX_CONNECTIVITY_COST, MAX_CONNECTIVITY_STEPS, Limits
 from ..contract.schemas import (
+    LAYER_FIELDS,
     MSE,
     READOUT_LOSSES,
+    RUN_FIELDS,
     BCEWithLogits,
     CrossEntropy,
     HiddenUnit,
@@ -183,9 +185,11 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                       f"{T}²×{H}²×{U} = {T * T * H * H * U:,}, over the limit of "
                       f"{MAX_CONNECTIVITY_COST:,} (e.g. 512 steps × 128 units × 1 layer)", True)
     K = np.shape(readout[WEIGHT])[0] if readout is not None and WEIGHT in readout else 0
+    parts = None if req.fields is None and req.backward else frozenset(
+        part for part in (*LAYER_FIELDS, *RUN_FIELDS) if req.wants(part))
     _check_budget(Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity,
                         _request_values(req), 0 if embedding is None else embedding.size,
-                        directions, proj), limits, encoding)
+                        directions, proj, parts), limits, encoding)
 
     if tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias

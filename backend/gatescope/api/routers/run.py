@@ -16,6 +16,12 @@ from ..pool import Body, BodyResponse, while_connected
 
 router = APIRouter(tags=["run"])
 
+FIELDS = Query(
+    None, max_length=200, pattern=r"^[a-z_]+(,[a-z_]+)*$",
+    description="the parts to send, comma-separated, as the request's `fields` (e.g. "
+    "h,gates): each layer's h, c, gates, pre, grads, jacobian; the run's outputs, input_grad, "
+    "param_grads, initial_state_grad. Given both ways, they must agree.")
+
 ENCODING = Query(
     "json",
     description='"json": nested lists (null where a value overflowed). "typed": every '
@@ -85,7 +91,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 
 
 async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: ComputeDep,
-                   encoding: Encoding) -> Response:
+                   encoding: Encoding, fields: str | None = None) -> Response:
     body = await request.body()  # before admission: a slow body holds no place in the pool
     # admitted, or BusyError: 503 with Retry-After; a client gone meanwhile: its work is
     # dropped, ClientGoneError, 499 (app.py). The place is held until the reply is ready (a
@@ -93,7 +99,7 @@ async def _compute(kind: Literal["run", "jacobian"], request: Request, pool: Com
     with pool.admit():
         t0 = time.perf_counter()
         reply, content = await while_connected(
-            request, pool.run(kind, body, encoding, _gzip_ok(request)))
+            request, pool.run(kind, body, encoding, _gzip_ok(request), fields))
     timing = {**reply.timing, "total": time.perf_counter() - t0}
     headers = {**reply.headers, "server-timing": server_timing(timing)} if reply.timing \
         else reply.headers
@@ -114,11 +120,13 @@ def server_timing(seconds: dict[str, float]) -> str:
 @router.post("/run", responses={200: {"model": RunResponse, "content": BINARY,
                                      "headers": TIMING}, **ERRORS},
              openapi_extra=_body("RunRequest"))
-async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING) -> Response:
+async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING,
+              fields: str | None = FIELDS) -> Response:
     """Forward pass and backpropagation through time: for every layer and step, the states,
     every gate before and after its nonlinearity, ∂L/∂h_t and ∂L/∂c_t, gate gradients,
-    norms, the cell-state Jacobian's four terms, and every parameter gradient."""
-    return await _compute("run", request, pool, encoding)
+    norms, the cell-state Jacobian's four terms, and every parameter gradient — or, with
+    `fields` or `backward: false`, only the parts asked for."""
+    return await _compute("run", request, pool, encoding, fields)
 
 
 @router.post("/jacobian", responses={200: {"model": JacobianResponse, "content": BINARY,

@@ -143,9 +143,13 @@ def backward(
     param_grads: bool = True,
     checkpoint: Checkpoint = no_checkpoint,
     directions: int = 1,
+    layer: int | None = None,
+    dC_out: np.ndarray | None = None,
 ) -> Gradients:
-    """Backpropagation through time, from ∂L/∂(top layer's output) (T, N, directions·H),
-    in input order.
+    """Backpropagation through time, from ∂L/∂(a layer's output) (T, N, directions·H),
+    in input order: the top layer's, or `layer`'s (no gradient reaches the layers above it:
+    theirs are zeros, not computed). dC_out: (T, N, directions·H) ∂L/∂c_t of that layer's
+    LSTM cells ([c→; c←]) from outside, or None.
 
     truncate: window k, or None for full BPTT, counted in each direction's reading order.
     The traces may hold one sequence while dH_top holds N: they broadcast, which runs N
@@ -164,7 +168,16 @@ def backward(
     dh0 = np.zeros((U, N, H), dt)
     dc0 = np.zeros((U, N, Hc), dt) if cell.has_cell_state else None
     d_external = dH_top  # ∂L/∂(layer output) from outside the recurrence: loss, layer above
+    loss_layer = U // directions - 1 if layer is None else layer
     for k in reversed(range(U // directions)):
+        if k > loss_layer:  # above the loss: nothing reaches it
+            for u in range(k * directions, (k + 1) * directions):
+                layers[u] = _no_gradient(cell, traces[u], T, N, dt)
+                if param_grads:
+                    for name in (*unit_names(u, directions), projection_name(u, directions)):
+                        if name in params:
+                            grads[name] = np.zeros_like(params[name], dtype=dt)
+            continue
         layer_input = X if k == 0 else layer_output(traces, k - 1, directions)
         d_input = None
         for d in range(directions):
@@ -179,13 +192,17 @@ def backward(
             dC = np.empty((T, N, Hc), dt) if cell.has_cell_state else None
             n_hr = projection_name(u, directions)
             W_hr = params.get(n_hr)
+            into_c = None
+            if dC_out is not None and k == loss_layer:  # ∂L/∂c_t from outside, this unit's
+                into_c = dC_out[..., d * Hc:(d + 1) * Hc]
+                into_c = into_c if d == 0 else into_c[::-1]
             with step_loop_threads():
-                if W_hr is None:
+                if W_hr is None and into_c is None:
                     dh0[u], dc_first = cell.backward(trace.local, ext, W_hh, truncate, dA, dH,
                                                      dC)
-                else:
+                else:  # a projection, or a gradient into c: only the LSTM has either
                     dh0[u], dc_first = lstm.backward(trace.local, ext, W_hh, truncate, dA, dH,
-                                                     dC, W_hr)
+                                                     dC, W_hr, into_c)
             if dc0 is not None:
                 dc0[u] = dc_first
 
@@ -212,6 +229,28 @@ def backward(
                for name in (*unit_names(u, directions), projection_name(u, directions))
                if name in grads}
     return Gradients(layers, d_external, ordered, dh0, dc0)
+
+
+def _no_gradient(cell: Cell, trace: Trace, T: int, N: int, dt: np.dtype) -> LayerGrads:
+    """A unit no gradient reaches (above the loss's layer): zeros."""
+    H = trace.h.shape[-1]
+    Hc = H if trace.c is None else trace.c.shape[-1]
+    return LayerGrads(np.zeros((T, N, H), dt),
+                      np.zeros((T, N, Hc), dt) if cell.has_cell_state else None,
+                      np.zeros((T, N, cell.blocks * Hc), dt))
+
+
+def layer_cells(traces: list[Trace], k: int, directions: int) -> np.ndarray | None:
+    """Layer k's cell states in input order, (T, N, directions·H) ([c→; c←]); None for a
+    cell without c."""
+    fwd = traces[k * directions].c
+    if fwd is None:
+        return None
+    if directions == 1:
+        return fwd[1:]
+    rev = traces[k * directions + 1].c
+    assert rev is not None
+    return np.concatenate([fwd[1:], rev[:0:-1]], axis=-1)
 
 
 def layer_output(traces: list[Trace], k: int, directions: int) -> np.ndarray:

@@ -196,7 +196,8 @@ def forward(xw: np.ndarray, W_hhT: np.ndarray, b_step: np.ndarray | None, trace:
 
 def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int | None,
              dA: np.ndarray, dH: np.ndarray, dC: np.ndarray | None,
-             W_hr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             W_hr: np.ndarray | None = None, dc_ext: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Backpropagation through time for one layer, t = T−1 … 0.
 
     local: every step's local derivatives, (T, N, …) (from Trace.local; N may be 1 and
@@ -206,7 +207,8 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     dA (T, N, 4H), ∂L/∂(pre-activations). Returns ∂L/∂h_{−1}, ∂L/∂c_{−1}: (N, H) each.
     Steps that dh_ext does not reach (all but the last for a loss on h_{T−1}) skip adding it.
     With a projection W_hr (P, H), h and dh_ext are P wide (W_hh is 4H×P) and the gradient
-    reaches m_t = o ⊙ tanh(c_t) as ∂L/∂m_t = ∂L/∂h_t W_hr.
+    reaches m_t = o ⊙ tanh(c_t) as ∂L/∂m_t = ∂L/∂h_t W_hr. dc_ext: (T, N, H) ∂L/∂c_t from
+    outside (an upstream gradient into the cell state), or None.
 
     The loop runs backwards over views of every array at once (steps.back_through_time:
     ∂L/∂h_{t−1} through step t, da_t W_hh, goes straight into row t−1 of dH). dc_carry holds
@@ -218,16 +220,19 @@ def backward(local: Local, dh_ext: np.ndarray, W_hh: np.ndarray, truncate: int |
     dc_carry = np.zeros((N, H), dH.dtype)
     dm = np.empty((N, H), dH.dtype)  # ∂L/∂m_t, with a projection
     dA_ifg = dA[..., :3 * H].reshape(T, N, 3, H)
+    into_c = [None] * T if dc_ext is None else dc_ext[::-1]
     own = zip(dC[::-1], dC[::-1, :, None, :], dA[::-1], dA_ifg[::-1], dA[::-1, :, 3 * H:],
               local.dh_dc[::-1], local.dc_dpre[::-1], local.dh_dpre_o[::-1], local.f[::-1],
-              strict=True)
+              into_c, strict=True)
     for (ext, reached, cut, dh, dh_prev), (dc, dc_bcast, da, da_ifg, da_o, dh_dc, dc_dpre,
-                                          dh_dpre_o, f) in zip(walk, own, strict=True):
+                                          dh_dpre_o, f, dc_in) in zip(walk, own, strict=True):
         if reached:  # total ∂L/∂h_t: from step t+1 (already in dh) and from outside
             np.add(dh, ext, dh)
         dm_t = dh if W_hr is None else np.matmul(dh, W_hr, dm)  # through h = W_hr m
         np.multiply(dm_t, dh_dc, dc)  # total ∂L/∂c_t: through m = o ⊙ tanh(c), and from t+1
         np.add(dc, dc_carry, dc)
+        if dc_in is not None:  # and from outside, into c_t itself
+            np.add(dc, dc_in, dc)
         np.multiply(dc_dpre, dc_bcast, da_ifg)  # ∂L/∂ pre-activations of i, f, g
         np.multiply(dm_t, dh_dpre_o, da_o)  # … and of o
         if cut:  # the state entering t is detached: values carried on, gradients stop

@@ -193,10 +193,15 @@ class Weights(Strict):
 
 # ── losses ───────────────────────────────────────────────────────────────────────────
 
+OnLayer = Annotated[LayerIndex | None, Field(
+    description="the layer whose output h_t the loss reads; default: the top")]
+
+
 class LastHiddenSum(Strict):
     """L = Σ_j h_{T−1}[j]."""
 
     type: Literal["last_hidden_sum"]
+    layer: OnLayer = None
 
 
 class HiddenUnit(Strict):
@@ -205,13 +210,15 @@ class HiddenUnit(Strict):
     type: Literal["hidden_unit"]
     step: StepIndex | None = None
     unit: Int = Field(0, ge=0, lt=2 * MAX_HIDDEN,
-                      description="a unit of the top layer's output: < H, or < 2H bidirectional")
+                      description="a unit of the layer's output: < H, or < 2H bidirectional")
+    layer: OnLayer = None
 
 
 class AllHiddenSum(Strict):
     """L = Σ_t Σ_j h_t[j]."""
 
     type: Literal["all_hidden_sum"]
+    layer: OnLayer = None
 
 
 class MSE(Strict):
@@ -219,6 +226,33 @@ class MSE(Strict):
 
     type: Literal["mse"]
     targets: StepRows = Field(description="T×H, one target vector per step.")
+    layer: OnLayer = None
+
+
+# T rows of upstream gradient, each the layer's width or null (zero)
+UpstreamRows = Annotated[list[OutputRow | None], Field(min_length=1, max_length=MAX_STEPS)]
+
+
+class Upstream(Strict):
+    """Any upstream gradient, as a custom head would send it: L = Σ_t ⟨dh_t, h_t⟩ +
+    ⟨dc_t, c_t⟩ on one layer's outputs — exactly torch.autograd.backward([h, c], [dh, dc])."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"type": "upstream", "layer": 0, "dh": [[0.1, -0.2], None, [0.0, 1.0]]}]})
+
+    type: Literal["upstream"]
+    layer: OnLayer = None
+    dh: UpstreamRows | None = Field(None, description="T rows of ∂L/∂h_t, each as wide as "
+                                    "the layer's output (2H bidirectional, P with proj_size); "
+                                    "null for a zero row")
+    dc: UpstreamRows | None = Field(None, description="LSTM only: T rows of ∂L/∂c_t, each H "
+                                    "wide (2H bidirectional: [c→; c←]); null for a zero row")
+
+    @model_validator(mode="after")
+    def _some_gradient(self) -> Upstream:
+        if self.dh is None and self.dc is None:
+            raise ValueError("give dh, dc or both: the upstream gradient")
+        return self
 
 
 class CrossEntropy(Strict):
@@ -278,7 +312,8 @@ class TaskLoss(Strict):
 
 Loss = Annotated[
     LastHiddenSum | HiddenUnit | AllHiddenSum | MSE | CrossEntropy | NextToken | TaskLoss
-    | BCEWithLogits, Field(discriminator="type")]
+    | BCEWithLogits | Upstream, Field(discriminator="type")]
+HIDDEN_STATE_LOSSES = (LastHiddenSum, HiddenUnit, AllHiddenSum, MSE, Upstream)
 READOUT_LOSSES = (CrossEntropy, NextToken, TaskLoss, BCEWithLogits)  # losses on the head's
 
 

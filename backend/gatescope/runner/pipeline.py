@@ -45,15 +45,19 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     n = p.directions
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
         traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
-        scored = objective.evaluate(p.objective, engine.layer_output(traces, L - 1, n),
-                                    p.readout)
+        k = L - 1 if p.objective.layer is None else p.objective.layer  # the loss's layer
+        top = engine.layer_output(traces, L - 1, n)
+        cells = None if p.objective.dc is None else engine.layer_cells(traces, k, n)
+        scored = objective.evaluate(p.objective, engine.layer_output(traces, k, n), p.readout,
+                                    top, cells)
         W_hh = [_recurrent(p.params, u, n) for u in range(L * n)]
         # the backward pass only where a part sent needs it (backward: false, or fields)
         grads = None
         if req.needs_backward:
             grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
                                     param_grads=req.wants("param_grads") or req.clip is not None,
-                                    checkpoint=checkpoint, directions=n)
+                                    checkpoint=checkpoint, directions=n, layer=k,
+                                    dC_out=scored.dc)
         checkpoint()
         # Serial on purpose: on a second thread the norms' big products fought the step loop
         # for memory bandwidth and the GIL, and the whole run took ~13 % longer.

@@ -32,6 +32,7 @@ from ..contract.encoding import Encoding
 from ..contract.errors import ModelNotFoundError, invalid
 from ..contract.limits import MAX_CONNECTIVITY_COST, MAX_CONNECTIVITY_STEPS, Limits
 from ..contract.schemas import (
+    HIDDEN_STATE_LOSSES,
     LAYER_FIELDS,
     MSE,
     READOUT_LOSSES,
@@ -43,6 +44,7 @@ from ..contract.schemas import (
     NextToken,
     RunRequest,
     TaskLoss,
+    Upstream,
 )
 from ..core.cells import CELLS, Cell
 from ..core.cells.clamps import Clamp, StepClamps
@@ -215,6 +217,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
 
     h0, c0 = _initial_state(req, cell, U, H, dtype, directions, proj)
     objective = _objective(req, T, width, dtype, readout, labels, vocab, task)
+    _check_loss_layer(req, cell, L, directions * H, T, dtype, objective)
     clamps = _clamps(req, cell, T, H, L, directions, proj)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
                     clamps, readout, labels, task,
@@ -390,6 +393,9 @@ def _request_values(req: RunRequest) -> int:
         count += sum(len(row) if isinstance(row, list) else 1 for row in tensor)
     if isinstance(req.loss, MSE):
         count += sum(len(row) for row in req.loss.targets)
+    if isinstance(req.loss, Upstream):
+        count += sum(len(row) for rows in (req.loss.dh, req.loss.dc) for row in rows or ()
+                     if row is not None)
     state = req.initial_state
     for rows in ((state.h, state.c) if state is not None else ()):
         count += sum(len(row) for row in rows or ())
@@ -520,6 +526,10 @@ def _objective(req: RunRequest, T: int, H: int, dtype: np.dtype, weights: StateD
         if loss.unit >= H:
             raise invalid(("loss", loss.type, "unit"), f"unit {loss.unit} is past the last "
                           f"hidden unit ({H - 1}) of hidden_size {H}", loss.unit)
+    if isinstance(loss, Upstream):
+        dh = None if loss.dh is None else _rows(loss.dh, T, H, dtype, ("loss", loss.type,
+                                                                       "dh"), "h_t")
+        return Objective(loss, dh=dh)
     if not isinstance(loss, MSE):
         return Objective(loss)
     loc = ("loss", loss.type, "targets")
@@ -528,6 +538,41 @@ def _objective(req: RunRequest, T: int, H: int, dtype: np.dtype, weights: StateD
         raise invalid(loc, f"targets must be T×H = {T}×{H} (one hidden_size vector per "
                       f"step), got {shape[0]} rows of {'/'.join(map(str, shape[1:]))}", None)
     return Objective(loss, targets=finite_array(loss.targets, dtype, loc)[:, None, :])
+
+
+def _check_loss_layer(req: RunRequest, cell: Cell, L: int, c_width: int, T: int,
+                      dtype: np.dtype, objective: Objective) -> None:
+    """A hidden-state loss's layer inside the model; an upstream loss's dh and dc rows
+    resolved (zeros for null), dc only for an LSTM, H (2H) wide. The dh rows' width is the
+    layer's output width, checked by _objective."""
+    loss = req.loss
+    if not isinstance(loss, HIDDEN_STATE_LOSSES):
+        return
+    if loss.layer is not None and loss.layer >= L:
+        raise invalid(("loss", loss.type, "layer"), f"layer {loss.layer} does not exist: "
+                      f"this model has {L} layer(s), numbered from 0", loss.layer)
+    if isinstance(loss, Upstream) and loss.dc is not None:
+        if not cell.has_cell_state:
+            raise invalid(("loss", loss.type, "dc"), f"a {cell.name} has no cell state c; "
+                          "give only dh", None)
+        objective.dc = _rows(loss.dc, T, c_width, dtype, ("loss", loss.type, "dc"), "c_t")
+
+
+def _rows(rows: list[list[float] | None], T: int, width: int, dtype: np.dtype,
+          loc: tuple[str, ...], what: str) -> np.ndarray:
+    """T rows of `width` numbers, or null for zeros → (T, 1, width)."""
+    if len(rows) != T:
+        raise invalid(loc, f"give T = {T} rows, one ∂L/∂{what} per step (null for none), "
+                      f"got {len(rows)}", None)
+    out = np.zeros((T, 1, width), dtype)
+    for t, row in enumerate(rows):
+        if row is None:
+            continue
+        if len(row) != width:
+            raise invalid((*loc, t), f"row {t} has {len(row)} numbers, but ∂L/∂{what} is "
+                          f"{width} wide here", None)
+        out[t, 0] = finite_array(row, dtype, (*loc, t))
+    return out
 
 
 def _binary_targets(loss: BCEWithLogits, T: int, K: int) -> np.ndarray:

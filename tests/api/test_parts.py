@@ -99,3 +99,39 @@ def test_a_small_json_response_for_the_parts_asked(client) -> None:
                        headers={"accept-encoding": "identity"})
     assert full.status_code == some.status_code == 200
     assert len(some.content) < 0.45 * len(full.content)
+
+
+UPSTREAM = {"cell": "lstm", "hidden_size": 3, "num_layers": 2, "input": {"values": [[1.0]] * 4}}
+
+
+@pytest.mark.parametrize(("loss", "loc", "words"), [
+    ({"type": "upstream"}, ["loss", "upstream"], "give dh, dc or both"),
+    ({"type": "upstream", "layer": 2, "dh": [None] * 4}, ["loss", "upstream", "layer"],
+     "layer 2 does not exist"),
+    ({"type": "upstream", "dh": [None] * 3}, ["loss", "upstream", "dh"], "T = 4 rows"),
+    ({"type": "upstream", "dh": [[1.0, 2.0], None, None, None]}, ["loss", "upstream", "dh", 0],
+     "3 wide"),
+    ({"type": "all_hidden_sum", "layer": 3}, ["loss", "all_hidden_sum", "layer"],
+     "does not exist"),
+])
+def test_upstream_and_layer_losses_are_checked(client, loss, loc, words) -> None:
+    r = client.post("/api/v1/run", json={**UPSTREAM, "loss": loss})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"][0]
+    assert detail["loc"][:len(loc)] == loc and words in detail["msg"], detail
+
+
+def test_upstream_dc_needs_a_cell_state(client) -> None:
+    r = client.post("/api/v1/run", json={**UPSTREAM, "cell": "gru", "loss": {
+        "type": "upstream", "dc": [None] * 4}})
+    assert r.status_code == 422 and "no cell state" in r.text
+
+
+def test_a_loss_below_the_top_leaves_the_layers_above_exactly_zero() -> None:
+    result = gatescope.run({**UPSTREAM, "loss": {"type": "upstream", "layer": 0,
+                                                 "dc": [[1.0, 0.0, -1.0], None, None, None]}})
+    assert not result.layers[1].grads["h"].any() and not result.layers[1].grads["c"].any()
+    assert not any(g.any() for name, g in result.param_grads.items() if name.endswith("_l1"))
+    assert result.layers[0].grads["c"][0].any()
+    # L = ⟨dc_0, c_0⟩ of layer 0
+    assert result.loss == pytest.approx(float(result.layers[0].c[0] @ [1.0, 0.0, -1.0]))

@@ -100,6 +100,11 @@ def test_the_fixtures_cover_what_the_issue_names() -> None:
     assert any(d["head"] and d["head"]["out_features"] == 1 for d in descriptions)
     assert {d["rnn"]["cell"] for d in descriptions} == {"lstm", "gru", "rnn_tanh", "rnn_relu"}
     assert any(d["rnn"]["proj_size"] and d["rnn"]["bidirectional"] for d in descriptions)
+    # upstream gradients (dh with null rows, dc) and hidden-state losses below the top
+    losses = [c["request"]["loss"] for c in CASES.values()]
+    assert any(x["type"] == "upstream" and x.get("layer") == 0 and "dc" in x for x in losses)
+    assert any(x["type"] == "upstream" and None in x["dh"] for x in losses)
+    assert any(x["type"] != "upstream" and x.get("layer") == 0 for x in losses)
     # the one-step Jacobians' norms, from autograd, for every unit of every case
     assert all(f"layers.{u}.jacobian.total" in EXPECTED[name]
                for name, c in CASES.items()

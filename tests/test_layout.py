@@ -13,7 +13,7 @@ PACKAGE = ROOT / "backend" / "gatescope"
 # bottom first; a module may import its own layer and those before it. The package's
 # __init__.py (the Python API, and __version__) sits on top of them all.
 LAYERS = ["core", "contract", "models", "tasks", "runner", "training", "presets", "settings",
-          "api", "cli"]
+          "api", "cli", "client"]
 
 
 def module_name(path: Path, package: Path) -> str:

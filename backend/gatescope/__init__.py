@@ -9,10 +9,12 @@ The Python API:
     gatescope.jacobian({...}, step=3)  # the H×H matrices of ∂c_t/∂c_{t−1} at step 3
     model = gatescope.from_torch(net)  # a torch.nn.Module: embedding, RNN, head found
     model.run({"input": {"tokens": [1, 2]}})  # gradients under net's own parameter names
+    gatescope.Client("http://127.0.0.1:8000").run({...})  # the same RunResult, from a server
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .client import Client, ServerError
 from .contract.errors import ModelNotFoundError
 from .contract.results import JacobianResult, LayerResult, RunResult
 from .contract.schemas import JacobianRequest, RunRequest
@@ -25,12 +27,14 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "Client",
     "JacobianRequest",
     "JacobianResult",
     "LayerResult",
     "ModelNotFoundError",
     "RunRequest",
     "RunResult",
+    "ServerError",
     "TorchModel",
     "__version__",
     "from_torch",

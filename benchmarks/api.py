@@ -7,7 +7,8 @@ typed: base64 → np.frombuffer; binary: np.frombuffer in place). In-process:
 gatescope.run, which returns NumPy arrays. Target: HTTP with the compact (binary)
 encoding at most 1.5× in-process. Then the parts of a run: forward-only (`backward: false`)
 against the full run (target ≤ 0.5×), and `?fields=h,gates` JSON against the full JSON
-(bytes and time).
+(bytes and time); a batch of 32 sequences of 100 steps at H = 128 against the 32 single
+requests (target: at least 4× faster).
 
     python benchmarks/api.py [--rounds 5]
 """
@@ -87,6 +88,14 @@ def over_http(url: str, body: bytes, encoding: str, gzip_ok: bool, query: str = 
     return len(wire), len(raw), timing
 
 
+def post(url: str, body: bytes) -> int:
+    """One binary /run; the bytes received (not decoded: both contenders alike)."""
+    req = urllib.request.Request(f"{url}/api/v1/run?encoding=binary", body,
+                                 {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return len(r.read())
+
+
 def health_while_busy(url: str, rounds: int) -> list[float]:
     """Seconds per GET /health while a 4096-step LSTM run (H = 256, binary: its JSON is over
     the default response budget) computes in a worker: what a client waits for an answer
@@ -127,6 +136,11 @@ def main() -> None:
     body = json.dumps(req).encode()
     parsed = gatescope.RunRequest.model_validate(req)
     forward = gatescope.RunRequest.model_validate({**req, "backward": False})
+    rng = np.random.default_rng(1)
+    sequences = [{"values": rng.normal(size=(100, 16)).round(4).tolist()} for _ in range(32)]
+    small = {"cell": "lstm", "hidden_size": 128, "dtype": "float32"}
+    batch_body = json.dumps({**small, "input": {"batch": sequences}}).encode()
+    single_bodies = [json.dumps({**small, "input": seq}).encode() for seq in sequences]
     forward_body = json.dumps({**req, "backward": False}).encode()
     with running_server(tempfile.mkdtemp(prefix="gatescope-api-")) as url:
         contenders = {
@@ -141,6 +155,9 @@ def main() -> None:
                                                                False),
             "HTTP, JSON, fields=h,gates": lambda: over_http(url, body, "json", False,
                                                             "&fields=h,gates"),
+            # a batch against its sequences one by one
+            "HTTP, binary, a batch of 32": lambda: post(url, batch_body),
+            "HTTP, binary, 32 single requests": lambda: [post(url, b) for b in single_bodies],
         }
         sizes, server = {}, {}
         times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -163,7 +180,7 @@ def main() -> None:
     print("| path | median (ms) | / in-process | body on the wire | decoded |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, ts in times.items():
-        if "backward" in name or "fields" in name:
+        if "backward" in name or "fields" in name or "batch" in name or "single" in name:
             continue  # the parts' own table, below
         med = statistics.median(ts)
         wire, raw = sizes.get(name, (0, 0))
@@ -192,6 +209,11 @@ def main() -> None:
         wire = f"{sizes[name][0] / 2**20:.1f} MiB (full {sizes[full][0] / 2**20:.1f})" \
             if name in sizes else "—"
         print(f"| {name} | {med[name] * 1e3:.0f} | {med[name] / med[full]:.2f}× | {wire} |")
+    batch, singles = med["HTTP, binary, a batch of 32"], med["HTTP, binary, 32 single requests"]
+    print()
+    print(f"A batch of 32 LSTM sequences (T = 100, D = 16, H = 128, float32, binary): "
+          f"{batch * 1e3:.0f} ms, against 32 single requests one after another "
+          f"{singles * 1e3:.0f} ms: {singles / batch:.1f}× faster (target ≥ 4×)")
     p99 = percentile(health, 0.99)
     print()
     print(f"GET /health while a 4096-step run computes ({len(health)} requests over "

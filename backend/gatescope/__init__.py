@@ -16,9 +16,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .client import Client, ServerError
 from .contract.errors import ModelNotFoundError
-from .contract.results import JacobianResult, LayerResult, RunResult
+from .contract.results import BatchResult, JacobianResult, LayerResult, RunResult
 from .contract.schemas import JacobianRequest, RunRequest
-from .runner import jacobian, run
+from .runner import jacobian, run, run_batch
 from .runner.from_torch import TorchModel, from_torch
 
 try:
@@ -27,6 +27,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "BatchResult",
     "Client",
     "JacobianRequest",
     "JacobianResult",
@@ -40,4 +41,5 @@ __all__ = [
     "from_torch",
     "jacobian",
     "run",
+    "run_batch",
 ]

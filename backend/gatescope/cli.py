@@ -26,8 +26,8 @@ from pydantic import ValidationError
 
 from . import __version__
 from .contract.errors import ModelNotFoundError, error_detail
-from .contract.results import JacobianResult, RunResult
-from .runner import jacobian, run
+from .contract.results import BatchResult, JacobianResult, RunResult
+from .runner import jacobian, run, run_batch
 
 if TYPE_CHECKING:
     from .training import TrainConfig
@@ -76,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, huge ints
         print(f"gatescope: cannot read {args.request}: {exc}", file=sys.stderr)
         return 1
-    result: RunResult | JacobianResult
+    result: RunResult | BatchResult | JacobianResult
     try:
         if args.command == "run":
-            result = run(request)
+            batch = isinstance(request, dict) and isinstance(request.get("input"), dict) \
+                and "batch" in request["input"]
+            result = (run_batch if batch else run)(request)
         else:
             result = jacobian(request, step=args.step, layer=args.layer)
     except ValidationError as exc:

@@ -6,6 +6,7 @@ in-process call raises. Standard library HTTP only.
 
     client = gatescope.Client("http://127.0.0.1:8000")
     result = client.run({"cell": "gru", "input": {"text": "hello"}})
+    batch = client.run_batch({"input": {"batch": [{"text": "ab"}, {"text": "ba"}]}})
     info = client.upload("model.safetensors", cell="rnn_relu")
     client.models()                       # every stored model and preset
 """
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 
 from .contract.errors import ModelNotFoundError, invalid
 from .contract.responses import ModelInfo
-from .contract.results import JacobianResult, LayerResult, RunResult
+from .contract.results import BatchResult, JacobianResult, LayerResult, RunResult
 
 API = "/api/v1"
 MAGIC = b"GSB1"
@@ -52,7 +53,18 @@ class Client:
     # ── runs ─────────────────────────────────────────────────────────────────────────
     def run(self, request: Mapping[str, Any] | BaseModel) -> RunResult:
         """POST /api/v1/run: the RunResult gatescope.run(request) returns in process."""
-        return run_result(self._binary("run", request))
+        body = _plain(request)
+        if isinstance(body.get("input"), dict) and "batch" in body["input"]:
+            raise invalid(("input", "batch"), "this takes one sequence: a batch is "
+                          "Client.run_batch's (as gatescope.run_batch in process)", None)
+        return run_result(self._binary("run", body))
+
+    def run_batch(self, request: Mapping[str, Any] | BaseModel) -> BatchResult:
+        """POST /api/v1/run with input.batch: the BatchResult gatescope.run_batch returns."""
+        data = self._binary("run", request)
+        per_sequence = [run_result(d) for d in data["batch"]]
+        own = [w for w in data["warnings"] if not w.startswith("sequence ")]
+        return BatchResult(per_sequence, data.get("param_grads_total"), own)
 
     def jacobian(self, request: Mapping[str, Any] | BaseModel, step: int | None = None,
                  layer: int | None = None) -> JacobianResult:

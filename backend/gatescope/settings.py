@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .contract.limits import (
+    MAX_BATCH,
     MAX_HIDDEN,
     MAX_INPUT,
     MAX_LAYERS,
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     max_input: int = Field(MAX_INPUT, ge=1, le=MAX_INPUT)
     max_layers: int = Field(MAX_LAYERS, ge=1, le=MAX_LAYERS)
     max_work: int = Field(MAX_WORK, ge=1, le=MAX_WORK)
+    max_batch: int = Field(MAX_BATCH, ge=1, le=MAX_BATCH, description="sequences in one "
+                           "request's input.batch")
     max_body_bytes: int = Field(32 * MiB, ge=1024)
     # a run's budget, from its sizes, before any work: its response body in the encoding
     # asked for, and its peak memory (runner/budget.py)
@@ -96,7 +99,8 @@ class Settings(BaseSettings):
     @cached_property
     def limits(self) -> Limits:
         return Limits(self.max_steps, self.max_hidden, self.max_input, self.max_layers,
-                      self.max_work, max_response_bytes=self.max_response_bytes,
+                      self.max_work, max_batch=self.max_batch,
+                      max_response_bytes=self.max_response_bytes,
                       max_memory_bytes=self.max_memory_bytes)
 
     # who may call the server (api/guard.py; README, "Security")

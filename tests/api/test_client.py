@@ -83,3 +83,18 @@ def test_upload_models_and_a_jacobian(client) -> None:
     assert run.layers[1].jacobian is not None
     assert float(np.linalg.norm(remote.total)) == pytest.approx(
         float(run.layers[1].jacobian["total"][2]), rel=1e-12)
+
+
+def test_a_batch_over_http_is_the_in_process_batch(client) -> None:
+    request = {"cell": "gru", "hidden_size": 4, "input": {"batch": [
+        {"text": "hello"}, {"text": "gates"}, {"text": "ok"}]}}
+    local, remote = gatescope.run_batch(request), client.run_batch(request)
+    assert isinstance(remote, gatescope.BatchResult) and len(remote.batch) == 3
+    for mine, theirs in zip(local.batch, remote.batch, strict=True):
+        want, got = dict(walk(mine.as_dict())), dict(walk(theirs.as_dict()))
+        assert got.keys() == want.keys()
+        for path, a in want.items():
+            np.testing.assert_array_equal(got[path], a, err_msg=path)
+    assert remote.param_grads_total.keys() == local.param_grads_total.keys()
+    with pytest.raises(ValidationError):  # a batch is run_batch's, there as here
+        client.run(request)

@@ -25,12 +25,12 @@ from ..contract.encoding import BinaryLayout, Encoding, dumps
 from ..contract.errors import ModelNotFoundError, error_detail, invalid
 from ..contract.json_body import parse_json
 from ..contract.limits import Limits
-from ..contract.results import JacobianResult, RunResult
+from ..contract.results import BatchResult, JacobianResult, RunResult
 from ..contract.schemas import JacobianRequest, RunRequest
 from ..models.files import ModelFileError
 from ..models.layout import ANY, Choice
 from ..models.store import DamagedModelError, ModelStore, StoreOptions
-from ..runner import jacobian, run
+from ..runner import jacobian, run, run_batch
 from . import reply_blocks
 
 GZIP_MIN_BYTES = 64 * 1024
@@ -100,7 +100,7 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
     the ?fields= query, comma-separated. The reply's `timing` says how long each of the three
     steps took."""
     t0 = time.perf_counter()
-    result: RunResult | JacobianResult
+    result: RunResult | BatchResult | JacobianResult
     parse_cost = PARSE_BYTES_PER_BYTE * len(body)
     if parse_cost > _limits.max_memory_bytes:  # before the budget can be checked at all
         return error_reply(413, f"this body would take about {parse_cost / 2**20:,.0f} MiB to "
@@ -113,8 +113,9 @@ def compute(kind: Literal["run", "jacobian"], body: bytes, encoding: Encoding,
             if fields is not None:
                 req = with_fields(req, fields)
             t1 = time.perf_counter()
-            result = run(req, models=_store, limits=_limits, encoding=encoding,
-                         checkpoint=checkpoint)
+            runner = run_batch if req.input.batch is not None else run
+            result = runner(req, models=_store, limits=_limits, encoding=encoding,
+                            checkpoint=checkpoint)
         else:
             jac = parse_json(JacobianRequest, body)
             t1 = time.perf_counter()
@@ -161,7 +162,7 @@ OUT_OF_MEMORY = ("the server ran out of memory for this request; try fewer steps
                  "layers, or ?encoding=binary")
 
 
-def _encoded(result: RunResult | JacobianResult, encoding: Encoding, gzip_ok: bool,
+def _encoded(result: RunResult | BatchResult | JacobianResult, encoding: Encoding, gzip_ok: bool,
              lent: reply_blocks.Lent | None, prefix: str) -> Reply:
     """A result as the response body, in a shared-memory block when it is large."""
     body_out: BinaryLayout | reply_blocks.Raw

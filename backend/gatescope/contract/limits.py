@@ -15,6 +15,7 @@ MAX_LAYERS = 4  # L
 MAX_WORK = 2_097_152  # T·H·L
 MAX_CLASSES = 1024  # K, the outputs of a readout (readout.weight is K×H)
 MAX_VOCAB = 65536  # V, an embedding's rows: token ids 0 … V − 1
+MAX_BATCH = 64  # sequences in one request's input.batch
 MAX_CONNECTIVITY_STEPS = 512
 # one backward pass per output step, each of T steps of (1, H) × (H, G·H) products: the
 # cost grows as T²·H²·L (T = 256, H = 128, L = 1: 0.4 s here); at most 4× that
@@ -34,5 +35,6 @@ class Limits:
     max_layers: int = MAX_LAYERS
     max_work: int = MAX_WORK
     max_classes: int = MAX_CLASSES
+    max_batch: int = MAX_BATCH
     max_response_bytes: int = MAX_RESPONSE_BYTES
     max_memory_bytes: int = MAX_MEMORY_BYTES

@@ -106,6 +106,15 @@ class RunResponse(BaseModel):
     warnings: list[str]
 
 
+class BatchResponse(BaseModel):
+    """`POST /api/v1/run` with input.batch: one result per sequence, and their sum."""
+
+    batch: list[RunResponse] = Field(description="what a /run of each sequence alone returns")
+    param_grads_total: dict[str, Array1 | Array2] | None = Field(
+        None, description="the parameter gradients summed over the sequences")
+    warnings: list[str]
+
+
 class JacobianResponse(BaseModel):
     """`POST /api/v1/jacobian`: the H×H matrices of one step."""
 

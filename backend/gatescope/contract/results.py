@@ -114,6 +114,36 @@ class RunResult:
 
 
 @dataclass
+class BatchResult:
+    """A batch's runs: `batch`, one RunResult per sequence in the request's order, each what
+    a run of that sequence alone returns; `param_grads_total`, their parameter gradients
+    summed (PyTorch's reduction="sum" over the batch), when they were computed."""
+
+    batch: list[RunResult]
+    param_grads_total: dict[str, np.ndarray] | None = None
+    total_warnings: list[str] = field(default_factory=list)  # the sum's own overflow
+
+    @property
+    def warnings(self) -> list[str]:
+        """Each sequence's overflow warnings, prefixed with its index; then the sum's."""
+        return [f"sequence {n}: {w}" for n, r in enumerate(self.batch)
+                for w in r.warnings] + self.total_warnings
+
+    @property
+    def finite(self) -> bool:
+        return not self.warnings
+
+    def as_dict(self) -> dict[str, Any]:
+        total = {} if self.param_grads_total is None else {
+            "param_grads_total": self.param_grads_total}
+        return {"batch": [r.as_dict() for r in self.batch], **total,
+                "warnings": self.warnings}
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(self.as_dict())
+
+
+@dataclass
 class JacobianResult:
     """The one-step Jacobian at `step` of `layer`: terms (LSTM's four, else {}) and total,
     each (H, H), row i, column j = ∂(state_t)[i] / ∂(state_{t−1})[j]."""
@@ -134,13 +164,17 @@ class JacobianResult:
         return jsonable(self.as_dict())
 
 
-def check_overflow(result: RunResult | JacobianResult, data: dict[str, Any]) -> None:
-    """Set the result's `warnings` from its arrays in `data`, and `finite` with them."""
-    result.warnings = overflow_warnings(data)
+def check_overflow(result: RunResult | JacobianResult, data: dict[str, Any],
+                   finite_roots: dict[int, bool] | None = None) -> None:
+    """Set the result's `warnings` from its arrays in `data`, and `finite` with them.
+    finite_roots: buffers already checked (id → all finite), shared by a batch's results,
+    whose arrays are views of the same few buffers."""
+    result.warnings = overflow_warnings(data, finite_roots)
     result.finite = not result.warnings
 
 
-def overflow_warnings(data: dict[str, Any]) -> list[str]:
+def overflow_warnings(data: dict[str, Any], finite_roots: dict[int, bool] | None = None
+                      ) -> list[str]:
     """One message per array holding NaN or ±inf: where, and from which step on."""
     messages = []
     loss = data.get("loss")
@@ -151,7 +185,11 @@ def overflow_warnings(data: dict[str, Any]) -> list[str]:
     # say): one check of each whole contiguous buffer is twice as fast as one per view,
     # and only a buffer holding NaN/inf has its views looked at one by one.
     roots = {id(_root(a)): _root(a) for _, a in arrays}
-    clean = {key for key, root in roots.items() if all_finite(root)}
+    known = {} if finite_roots is None else finite_roots
+    for key, root in roots.items():
+        if key not in known:
+            known[key] = all_finite(root)
+    clean = {key for key in roots if known[key]}
     for path, a in arrays:
         if id(_root(a)) in clean or all_finite(a):
             continue

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from .limits import (
+    MAX_BATCH,
     MAX_CLASSES,
     MAX_CONNECTIVITY_STEPS,
     MAX_HIDDEN,
@@ -98,8 +99,8 @@ Values = Annotated[
 ]
 
 
-class Input(Strict):
-    """The sequence: `text` (one token per Unicode code point, one-hot over `vocab`, or its
+class Sequence(Strict):
+    """One sequence: `text` (one token per Unicode code point, one-hot over `vocab`, or its
     token id in `vocab` for a model with an embedding), `values` (T×D numbers, or T
     numbers) or `tokens` (T token ids, for a model with an embedding)."""
 
@@ -127,13 +128,46 @@ class Input(Strict):
         None, description="T token ids, each below the embedding's V (a model with an "
         "nn.Embedding in front)")
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> Input:
+    def _check_kind(self) -> None:
         given = [k for k in ("text", "values", "tokens") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give text, values or tokens (exactly one of them)")
         if self.vocab is not None and self.text is None:
             raise ValueError(f"vocab goes with text input, not with {given[0]}")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Sequence:
+        self._check_kind()
+        return self
+
+
+class Input(Sequence):
+    """The sequence (as `Sequence`), or `batch`: several, each its own text, values or
+    tokens, lengths free, run together."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"text": "hello world"}, {"text": "abba", "vocab": "ab"},
+                     {"values": [0.5, -1.0, 2.0]}, {"tokens": [3, 1, 4, 1, 5]},
+                     {"batch": [{"text": "hello"}, {"text": "gates"}]}],
+        "oneOf": [{"required": [k], "not": {"anyOf": [{"required": [o]} for o in
+                                                     ("text", "values", "tokens", "batch")
+                                                     if o != k]}}
+                  for k in ("text", "values", "tokens", "batch")],
+    })
+
+    batch: Annotated[list[Sequence], Field(min_length=1, max_length=MAX_BATCH)] | None = Field(
+        None, description=f"≤ {MAX_BATCH} sequences, each a text, values or tokens input; "
+        "the response holds one result per sequence in `batch`")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Input:
+        if self.batch is None:
+            self._check_kind()
+            return self
+        given = [k for k in ("text", "values", "tokens", "vocab") if getattr(self, k) is not None]
+        if given:
+            raise ValueError(f"give batch alone: each sequence of the batch has its own "
+                             f"{given[0]}")
         return self
 
 
@@ -374,7 +408,12 @@ class RunRequest(Strict):
     input: Input
     weights: Weights = Field(default_factory=Weights)
     initial_state: InitialState | None = None
-    loss: Loss = Field(default_factory=lambda: LastHiddenSum(type="last_hidden_sum"))
+    loss: Loss = Field(default_factory=lambda: LastHiddenSum(type="last_hidden_sum"),
+                       description="what is differentiated (with input.batch, in every "
+                       "sequence, unless `losses` gives each its own)")
+    losses: Annotated[list[Loss], Field(min_length=1, max_length=MAX_BATCH)] | None = Field(
+        None, description="with input.batch: one loss per sequence, in its order (their "
+        "targets fit their own lengths); instead of `loss`")
     truncate: StepCount | None = Field(None,
                                  description="Truncated BPTT window k ≥ 1; null for full BPTT.")
     dtype: DType = "float64"
@@ -391,6 +430,20 @@ class RunRequest(Strict):
         description="send only these parts (each layer's h, c, gates, pre, grads, jacobian; "
         "the run's outputs, input_grad, param_grads, initial_state_grad); the scalars always "
         "come. Work that only the others need is skipped. Default: every part")
+
+    @model_validator(mode="after")
+    def _losses_per_sequence(self) -> RunRequest:
+        if self.losses is not None:
+            if self.input.batch is None:
+                raise ValueError("losses goes with input.batch, one per sequence; a single "
+                                 "sequence takes loss")
+            if "loss" in self.model_fields_set:
+                raise ValueError("give loss (the same in every sequence) or losses (one per "
+                                 "sequence), not both")
+            if len(self.losses) != len(self.input.batch):
+                raise ValueError(f"the batch has {len(self.input.batch)} sequences but "
+                                 f"losses lists {len(self.losses)}: one per sequence")
+        return self
 
     @model_validator(mode="after")
     def _forward_only(self) -> RunRequest:

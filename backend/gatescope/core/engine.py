@@ -231,6 +231,35 @@ def backward(
     return Gradients(layers, d_external, ordered, dh0, dc0)
 
 
+def sequence_param_grads(cell: Cell, params: StateDict, X: np.ndarray, traces: list[Trace],
+                         grads: Gradients, directions: int = 1) -> list[StateDict]:
+    """Each of the N sequences' own parameter gradients (backward sums them over the batch):
+    dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t−1}, the biases Σ_t dA_t (and an LSTM's
+    projection Σ_t ∂L/∂h_tᵀ m_t) per sequence, in PyTorch's order. X: (T, N, D)."""
+    N = X.shape[1]
+    out: list[StateDict] = [{} for _ in range(N)]
+    for u, trace in enumerate(traces):
+        k, d = divmod(u, directions)
+        layer_input = X if k == 0 else layer_output(traces, k - 1, directions)
+        read = layer_input if d == 0 else layer_input[::-1]
+        g = grads.layers[u]
+        dA_hh = cell.recurrent_grad(g.pre, trace)
+        n_ih, n_hh, n_bih, n_bhh = unit_names(u, directions)
+        n_hr = projection_name(u, directions)
+        m = trace.m if isinstance(trace, lstm.Trace) else None
+        for j in range(N):
+            dA_j, dA_hh_j = g.pre[:, j], dA_hh[:, j]
+            out[j][n_ih] = dA_j.T @ read[:, j]
+            out[j][n_hh] = dA_hh_j.T @ trace.h[:-1, j]
+            out[j][n_bih] = dA_j.sum(axis=0)
+            out[j][n_bhh] = dA_hh_j.sum(axis=0)
+            if n_hr in params and m is not None:
+                out[j][n_hr] = g.h[:, j].T @ m[:, j]
+    order = [name for u in range(len(traces))
+             for name in (*unit_names(u, directions), projection_name(u, directions))]
+    return [{name: o[name] for name in order if name in o} for o in out]
+
+
 def _no_gradient(cell: Cell, trace: Trace, T: int, N: int, dt: np.dtype) -> LayerGrads:
     """A unit no gradient reaches (above the loss's layer): zeros."""
     H = trace.h.shape[-1]

@@ -2,6 +2,7 @@
 runs it, the loss is evaluated (objective.py) and the diagnostics are gathered into a
 RunResult (pipeline.py)."""
 
+from .batch import run_batch
 from .pipeline import jacobian, run
 
-__all__ = ["jacobian", "run"]
+__all__ = ["jacobian", "run", "run_batch"]

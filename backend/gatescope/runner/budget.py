@@ -127,6 +127,15 @@ def jacobian_response_bytes(s: Sizes, encoding: Encoding) -> int:
     return int(values + matrices * _PER_ARRAY + _FIXED)
 
 
+def batch_peak_bytes(sizes: list[Sizes], encoding: Encoding | None) -> int:
+    """An upper bound of a batch's peak memory: every sequence's engine buffers and
+    responses at once (run together, then encoded together), the fixed cost once."""
+    if not sizes:
+        return 0
+    each = sum(peak_bytes(s, encoding) - _BASE for s in sizes)
+    return each + _BASE
+
+
 def peak_bytes(s: Sizes, encoding: Encoding | None) -> int:
     """An upper bound of the memory a run takes at its peak, and its encoding into
     `encoding` (None: the in-process result only, NumPy arrays)."""

@@ -39,67 +39,115 @@ def run(request: RunRequest | Mapping[str, Any], *, models: ModelSource | None =
     is called between layers and phases: it may raise to stop the run (the server's way to
     drop the work of a client who has gone).
     """
-    p = prepare(parse(request, RunRequest), models, limits, encoding)
-    T, D, H, L = p.sizes
-    req = p.request
-    n = p.directions
+    req = parse(request, RunRequest)
+    return run_together([prepare(req, models, limits, encoding)], checkpoint)[0]
+
+
+def run_together(ps: list[Prepared], checkpoint: engine.Checkpoint = engine.no_checkpoint
+                 ) -> list[RunResult]:
+    """Several prepared sequences of one request, run as one batch of N = len(ps) through
+    the engine: the same weights, cell, steps T, interventions and loss layer (batch.py
+    groups them so). Each result is what a run of its sequence alone returns: the losses,
+    gradients and norms are each sequence's own (the loss summed over the N, as the
+    engine's losses are, gives each sequence its own gradients)."""
+    p0 = ps[0]
+    L = p0.sizes[3]
+    req = p0.request
+    n = p0.directions
+    N = len(ps)
+    X = np.concatenate([p.X for p in ps], axis=1)  # (T, N, D)
+    h0 = np.repeat(p0.h0, N, axis=1)
+    c0 = None if p0.c0 is None else np.repeat(p0.c0, N, axis=1)
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
-        traces = engine.forward(p.cell, p.params, p.X, p.h0, p.c0, p.clamps, checkpoint, n)
-        k = L - 1 if p.objective.layer is None else p.objective.layer  # the loss's layer
+        traces = engine.forward(p0.cell, p0.params, X, h0, c0, p0.clamps, checkpoint, n)
+        k = L - 1 if p0.objective.layer is None else p0.objective.layer  # the loss's layer
         top = engine.layer_output(traces, L - 1, n)
-        cells = None if p.objective.dc is None else engine.layer_cells(traces, k, n)
-        scored = objective.evaluate(p.objective, engine.layer_output(traces, k, n), p.readout,
-                                    top, cells)
-        W_hh = [_recurrent(p.params, u, n) for u in range(L * n)]
+        out_k = engine.layer_output(traces, k, n)
+        cells = engine.layer_cells(traces, k, n) if any(p.objective.dc is not None
+                                                         for p in ps) else None
+        scored = [objective.evaluate(p.objective, out_k[:, j:j + 1], p.readout,
+                                     top[:, j:j + 1],
+                                     None if cells is None else cells[:, j:j + 1])
+                  for j, p in enumerate(ps)]
+        W_hh = [_recurrent(p0.params, u, n) for u in range(L * n)]
         # the backward pass only where a part sent needs it (backward: false, or fields)
         grads = None
+        wants_params = req.wants("param_grads") or req.clip is not None
         if req.needs_backward:
-            grads = engine.backward(p.cell, p.params, p.X, traces, scored.dh, req.truncate,
-                                    param_grads=req.wants("param_grads") or req.clip is not None,
-                                    checkpoint=checkpoint, directions=n, layer=k,
-                                    dC_out=scored.dc)
+            dC = None
+            if cells is not None:
+                dC = np.concatenate([np.zeros_like(cells[:, :1]) if sc.dc is None else sc.dc
+                                     for sc in scored], axis=1)
+            grads = engine.backward(p0.cell, p0.params, X, traces,
+                                    np.concatenate([sc.dh for sc in scored], axis=1),
+                                    req.truncate, param_grads=wants_params and N == 1,
+                                    checkpoint=checkpoint, directions=n, layer=k, dC_out=dC)
         checkpoint()
         # Serial on purpose: on a second thread the norms' big products fought the step loop
         # for memory bandwidth and the GIL, and the whole run took ~13 % longer.
-        layers = []
+        norms: list[dict[str, Any] | None] = []
         for u, (trace, w) in enumerate(zip(traces, W_hh, strict=True)):
             checkpoint()
             g = None if grads is None else grads.layers[u]
-            norms: dict[str, Any] | None = None
-            if g is not None and req.wants("jacobian"):
-                norms = dict(jacobians.norms(p.cell, trace, w))
-                if p.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
-                    assert g.c is not None  # a cell whose Jacobian has terms carries c
-                    norms["flow"] = jacobians.flow(p.cell, trace, w, g.c, req.truncate)
-            layers.append(_layer_result(p.cell, req, trace, g, norms, u // n, u % n == 1))
-        if req.connectivity:
-            for u, layer in enumerate(layers):
-                layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, u,
-                                                         checkpoint, n)
-        param_grads = grad_norm = None
-        if grads is not None and (req.wants("param_grads") or req.clip is not None):
-            param_grads = _param_grads(p, grads, scored.readout_grads)
-            grad_norm = None if req.clip is None else _clip(param_grads, req.clip.max_norm)
+            if g is None or not req.wants("jacobian"):
+                norms.append(None)
+                continue
+            unit_norms: dict[str, Any] = dict(jacobians.norms(p0.cell, trace, w))
+            if p0.cell.jacobian_terms:  # how much gradient reaches c_{t−1} through each term
+                assert g.c is not None  # a cell whose Jacobian has terms carries c
+                unit_norms["flow"] = jacobians.flow(p0.cell, trace, w, g.c, req.truncate)
+            norms.append(unit_norms)
+        rnn_grads: list[StateDict] = []
+        if grads is not None and wants_params:
+            rnn_grads = [grads.params] if N == 1 else engine.sequence_param_grads(
+                p0.cell, p0.params, X, traces, grads, n)
+        results = []
+        checked: dict[int, bool] = {}  # the group's buffers, checked for overflow once
+        for j, (p, sc) in enumerate(zip(ps, scored, strict=True)):
+            layers = [_layer_result(p0.cell, req, trace,
+                                    None if grads is None else grads.layers[u], norms[u],
+                                    u // n, u % n == 1, j)
+                      for u, trace in enumerate(traces)]
+            if req.connectivity:  # run alone (batch.py refuses it in a batch)
+                for u, layer in enumerate(layers):
+                    layer.connectivity = engine.connectivity(p.cell, p.params, p.X, traces, u,
+                                                             checkpoint, n)
+            param_grads = grad_norm = None
+            if grads is not None and wants_params:
+                param_grads = _param_grads(p, grads.input[:, j], rnn_grads[j],
+                                           sc.readout_grads)
+                grad_norm = None if req.clip is None else _clip(param_grads,
+                                                                req.clip.max_norm)
+            results.append(_result(p, sc, layers, grads, j, param_grads, grad_norm, checked))
+    return results
+
+
+def _result(p: Prepared, scored: objective.Evaluated, layers: list[LayerResult],
+            grads: engine.Gradients | None, j: int, param_grads: dict[str, np.ndarray] | None,
+            grad_norm: dict[str, float] | None, checked: dict[int, bool]) -> RunResult:
+    """Sequence j's RunResult: the parts its request wants, overflow warnings set."""
+    req = p.request
+    T, D, H, L = p.sizes
     outputs = None
     if scored.outputs is not None and req.wants("outputs"):
         outputs = {k: a[:, 0] for k, a in scored.outputs.items()}
     state_grad = None
     if grads is not None and req.wants("initial_state_grad"):
-        state_grad = {"h": grads.h0[:, 0]}
+        state_grad = {"h": grads.h0[:, j]}
         if grads.c0 is not None:
-            state_grad["c"] = grads.c0[:, 0]
+            state_grad["c"] = grads.c0[:, j]
     result = RunResult(
         cell=p.cell.name, dtype=req.dtype, steps=T, input_size=D, hidden_size=H,
         num_layers=L, truncate=req.truncate, tokens=p.tokens, vocab=p.vocab, loss=scored.loss,
         layers=layers,
-        input_grad=grads.input[:, 0] if grads is not None and req.wants("input_grad") else None,
+        input_grad=grads.input[:, j] if grads is not None and req.wants("input_grad") else None,
         param_grads=param_grads if req.wants("param_grads") else None,
         initial_state_grad=state_grad, grad_norm=grad_norm, outputs=outputs,
         token_ids=None if p.token_ids is None else p.token_ids.tolist(),
-        bidirectional=n == 2, proj_size=p.proj, backward=req.backward,
+        bidirectional=p.directions == 2, proj_size=p.proj, backward=req.backward,
         fields=None if req.fields is None else list(req.fields),
     )
-    check_overflow(result, result.as_dict())
+    check_overflow(result, result.as_dict(), checked)
     return result
 
 
@@ -112,18 +160,19 @@ def _recurrent(params: StateDict, u: int, directions: int) -> np.ndarray:
     return W_hh if W_hr is None else W_hh @ W_hr
 
 
-def _param_grads(p: Prepared, grads: engine.Gradients, head: StateDict | None
+def _param_grads(p: Prepared, input_grad: np.ndarray, rnn: StateDict, head: StateDict | None
                  ) -> dict[str, np.ndarray]:
     """∂L/∂ every parameter in PyTorch's usual order (the embedding's, the RNN's, the
     head's), under the model's own names; a tensor the model lacks (a zero bias of
     bias=False) has none. The embedding's is Σ over the steps reading token v of ∂L/∂x_t:
-    rows of tokens the sequence never reads are zero, as in torch.nn.Embedding."""
+    rows of tokens the sequence never reads are zero, as in torch.nn.Embedding.
+    input_grad: (T, E) ∂L/∂x_t of this sequence; rnn: the RNN's gradients, plain names."""
     out: dict[str, np.ndarray] = {}
     if p.embedding is not None and p.token_ids is not None:
         d_embedding = np.zeros_like(p.embedding)
-        np.add.at(d_embedding, p.token_ids, grads.input[:, 0])  # ∂L/∂E[v] = Σ_{t: id_t = v}
+        np.add.at(d_embedding, p.token_ids, input_grad)  # ∂L/∂E[v] = Σ_{t: id_t = v}
         out[EMBEDDING] = d_embedding
-    out.update(grads.params)
+    out.update(rnn)
     out.update(head or {})
     if p.names is None:
         return out
@@ -144,12 +193,11 @@ def _clip(grads: dict[str, np.ndarray], max_norm: float) -> dict[str, float]:
 
 
 def _layer_result(cell: Cell, req: RunRequest, trace: Trace, g: engine.LayerGrads | None,
-                  norms: dict[str, Any] | None, layer: int, reverse: bool) -> LayerResult:
-    """Squeeze the single sequence (N = 1) out of a unit's trace, gradients and Jacobian
-    norms, in input order (a reverse direction's arrays, in its reading order, flipped);
-    only the parts the request wants (None for the others)."""
-    first = 0  # the sequence shown
-
+                  norms: dict[str, Any] | None, layer: int, reverse: bool, first: int = 0
+                  ) -> LayerResult:
+    """Sequence `first` of a unit's trace, gradients and Jacobian norms, in input order (a
+    reverse direction's arrays, in its reading order, flipped); only the parts the request
+    wants (None for the others)."""
     def seq(a: np.ndarray) -> np.ndarray:
         return a[::-1, first] if reverse else a[:, first]
 

@@ -91,6 +91,7 @@ class Prepared:
     names: dict[str, str] | None = None
     directions: int = 1
     proj: int = 0  # an LSTM's proj_size P: h0 is (L·directions, 1, P), c0 (…, H)
+    cost: Sizes | None = None  # what the budget reckoned the run's cost from
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -106,10 +107,17 @@ def parse(request: Request | Mapping[str, Any], model: type[Request]) -> Request
 
 
 def prepare(req: RunRequest, models: ModelSource | None = None,
-            limits: Limits | None = None, encoding: Encoding | None = None) -> Prepared:
+            limits: Limits | None = None, encoding: Encoding | None = None,
+            text_vocab: str | None = None) -> Prepared:
     """Resolve weights and inputs, and check every limit, size and budget the schema could
-    not. `encoding`: what the response will be encoded as (None: NumPy, in process)."""
+    not. `encoding`: what the response will be encoded as (None: NumPy, in process).
+    `text_vocab`: the vocab of text input where neither the request nor the model gives one
+    (default: the text's own sorted distinct characters; a batch's: all its texts')."""
     limits = limits or Limits()
+    if req.input.batch is not None:
+        raise invalid(("input", "batch"), "this takes one sequence: a batch is run by "
+                      "gatescope.run_batch (or POST /api/v1/run); /jacobian expands one step "
+                      "of one sequence", None)
     dtype = np.dtype(req.dtype)
     explicit = req.model_fields_set
     cell_name: str = req.cell
@@ -165,7 +173,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                       "(nn.Embedding) in front, and this one has none: give text (one-hot over "
                       "its vocab) or values", None)
     elif req.input.text is not None:
-        vocab = req.input.vocab or model_vocab or default_vocab(req.input.text)
+        vocab = req.input.vocab or model_vocab or text_vocab or default_vocab(req.input.text)
         if len(vocab) > limits.max_input:
             raise invalid(("input", "text"), f"the text has {len(vocab)} distinct characters, "
                           f"over the limit of {limits.max_input} input units (D)", None)
@@ -189,9 +197,9 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     K = np.shape(readout[WEIGHT])[0] if readout is not None and WEIGHT in readout else 0
     parts = None if req.fields is None and req.backward else frozenset(
         part for part in (*LAYER_FIELDS, *RUN_FIELDS) if req.wants(part))
-    _check_budget(Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity,
-                        _request_values(req), 0 if embedding is None else embedding.size,
-                        directions, proj, parts), limits, encoding)
+    cost = Sizes(cell, T, D, H, L, K, dtype.itemsize, req.connectivity, _request_values(req),
+                 0 if embedding is None else embedding.size, directions, proj, parts)
+    _check_budget(cost, limits, encoding)
 
     if tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias
@@ -221,7 +229,7 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
     clamps = _clamps(req, cell, T, H, L, directions, proj)
     return Prepared(req, cell, dtype, params, X[:, None, :], tokens, vocab, h0, c0, objective,
                     clamps, readout, labels, task,
-                    embedding, ids, names, directions, proj)
+                    embedding, ids, names, directions, proj, cost)
 
 
 def prepare_jacobian(req: JacobianRequest, models: ModelSource | None = None,

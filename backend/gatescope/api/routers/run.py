@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from ...contract.encoding import Encoding
-from ...contract.responses import ErrorResponse, JacobianResponse, RunResponse
+from ...contract.responses import BatchResponse, ErrorResponse, JacobianResponse, RunResponse
 from ..deps import ComputeDep
 from ..pool import Body, BodyResponse, while_connected
 
@@ -117,7 +117,7 @@ def server_timing(seconds: dict[str, float]) -> str:
     return ", ".join(f"{name};dur={s * 1e3:.1f}" for name, s in seconds.items())
 
 
-@router.post("/run", responses={200: {"model": RunResponse, "content": BINARY,
+@router.post("/run", responses={200: {"model": RunResponse | BatchResponse, "content": BINARY,
                                      "headers": TIMING}, **ERRORS},
              openapi_extra=_body("RunRequest"))
 async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING,

@@ -89,9 +89,14 @@ export function createState() {
 }
 
 // Only what differs from the default goes into the URL, so links stay short.
+// A stored model's cell and sizes are its own (the page shows them, a link need not say
+// them), so a link to one leaves them out.
+const MODEL_OWN = new Set(["cell", "hidden", "layers"]);
+
 export function toQuery(config, view) {
   const q = new URLSearchParams();
   for (const { key, param, part, default: dflt } of PROPS) {
+    if (config.weights === "model" && MODEL_OWN.has(key)) continue;
     const value = (part === "config" ? config : view)[key];
     if (value !== undefined && String(value) !== String(dflt)) q.set(param, String(value));
   }

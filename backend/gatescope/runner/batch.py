@@ -13,6 +13,7 @@ groups, so nothing is padded and every result is exact.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from ..contract.results import BatchResult, RunResult, overflow_warnings
 from ..contract.schemas import Input, RunRequest
 from ..core import engine
 from ..core.inputs import default_vocab
+from ..core.params import StateDict
 from ..models.stored import ModelSource
 from .budget import batch_peak_bytes, response_bytes
 from .pipeline import run_together
@@ -52,8 +54,10 @@ def run_batch(request: RunRequest | Mapping[str, Any], *, models: ModelSource | 
     # texts without a vocab share one, all their characters: one model reads them all
     shared = default_vocab("".join(s.text for s in seqs if s.text is not None and
                                    s.vocab is None)) or None
-    prepared = [_prepare(req, n, seq, losses[n], models, limits, shared)
-                for n, seq in enumerate(seqs)]
+    first = _prepare(req, 0, seqs[0], losses[0], models, limits, shared, None)
+    # the other sequences share its weights: drawn or converted once for the batch
+    prepared = [first] + [_prepare(req, n, seq, losses[n], models, limits, shared,
+                                   first.params) for n, seq in enumerate(seqs) if n > 0]
     D = prepared[0].sizes[1]
     for n, p in enumerate(prepared):
         if p.sizes[1] != D:
@@ -80,14 +84,14 @@ def run_batch(request: RunRequest | Mapping[str, Any], *, models: ModelSource | 
 
 
 def _prepare(req: RunRequest, n: int, seq: Any, loss: Any, models: ModelSource | None,
-             limits: Limits, text_vocab: str | None) -> Prepared:
+             limits: Limits, text_vocab: str | None, params: StateDict | None) -> Prepared:
     """Sequence n as a run of its own; its errors' loc says which sequence."""
     sub = req.model_copy(update={
         "input": Input(**{k: getattr(seq, k) for k in ("text", "vocab", "values", "tokens")
                           if getattr(seq, k) is not None}),
         "loss": loss, "losses": None})
     try:
-        return prepare(sub, models, limits, None, text_vocab)
+        return prepare(sub, models, limits, None, text_vocab, params)
     except ValidationError as exc:
         raise _in_sequence(exc, n, req.losses is not None) from None
 
@@ -114,8 +118,12 @@ def _check_budget(prepared: list[Prepared], limits: Limits, encoding: Encoding |
     """The batch's response (every sequence's, summed) and its peak memory within the
     server's budgets; each sequence passed its own already."""
     sizes = [p.cost for p in prepared if p.cost is not None]
+    # param_grads_total: one more copy of every parameter gradient, when they are sent
+    total = replace(sizes[0], parts=frozenset({"param_grads"}), connectivity=False) \
+        if sizes and sizes[0].sends("param_grads") and prepared[0].request.backward else None
     if encoding is not None:
         body = sum(response_bytes(s, encoding) for s in sizes)
+        body += 0 if total is None else response_bytes(total, encoding)
         if body > limits.max_response_bytes:
             raise invalid(("input", "batch"), f"the batch's {encoding} response would be "
                           f"about {body / 2**20:,.0f} MiB, over this server's budget of "
@@ -123,7 +131,7 @@ def _check_budget(prepared: list[Prepared], limits: Limits, encoding: Encoding |
                           "(GATESCOPE_MAX_RESPONSE_BYTES): send fewer sequences at a time"
                           + ("" if encoding == "binary" else ", or ?encoding=binary"), None,
                           "over_budget")
-    peak = batch_peak_bytes(sizes, encoding)
+    peak = batch_peak_bytes(sizes if total is None else [*sizes, total], encoding)
     if peak > limits.max_memory_bytes:
         raise invalid(("input", "batch"), f"the batch would take about {peak / 2**20:,.0f} "
                       f"MiB of memory, over this server's budget of "

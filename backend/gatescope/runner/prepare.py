@@ -108,11 +108,13 @@ def parse(request: Request | Mapping[str, Any], model: type[Request]) -> Request
 
 def prepare(req: RunRequest, models: ModelSource | None = None,
             limits: Limits | None = None, encoding: Encoding | None = None,
-            text_vocab: str | None = None) -> Prepared:
+            text_vocab: str | None = None, shared: StateDict | None = None) -> Prepared:
     """Resolve weights and inputs, and check every limit, size and budget the schema could
     not. `encoding`: what the response will be encoded as (None: NumPy, in process).
     `text_vocab`: the vocab of text input where neither the request nor the model gives one
-    (default: the text's own sorted distinct characters; a batch's: all its texts')."""
+    (default: the text's own sorted distinct characters; a batch's: all its texts').
+    `shared`: the RNN's weights another sequence of the same request resolved already (a
+    batch's: drawn or converted once, not once per sequence)."""
     limits = limits or Limits()
     if req.input.batch is not None:
         raise invalid(("input", "batch"), "this takes one sequence: a batch is run by "
@@ -201,7 +203,9 @@ def prepare(req: RunRequest, models: ModelSource | None = None,
                  0 if embedding is None else embedding.size, directions, proj, parts)
     _check_budget(cost, limits, encoding)
 
-    if tensors is None:
+    if shared is not None:  # the batch's own, checked with its first sequence
+        params = shared
+    elif tensors is None:
         seed, forget_bias = req.weights.seed, req.weights.forget_bias
         if forget_bias is not None and "f" not in cell.gates:
             raise invalid(("weights", "forget_bias"), f"forget_bias is for an LSTM; a "

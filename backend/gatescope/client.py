@@ -61,7 +61,11 @@ class Client:
 
     def run_batch(self, request: Mapping[str, Any] | BaseModel) -> BatchResult:
         """POST /api/v1/run with input.batch: the BatchResult gatescope.run_batch returns."""
-        data = self._binary("run", request)
+        body = _plain(request)
+        if not (isinstance(body.get("input"), dict) and "batch" in body["input"]):
+            raise invalid(("input", "batch"), "run_batch takes a request whose input is a "
+                          "batch; a single sequence is Client.run's", None)
+        data = self._binary("run", body)
         per_sequence = [run_result(d) for d in data["batch"]]
         own = [w for w in data["warnings"] if not w.startswith("sequence ")]
         return BatchResult(per_sequence, data.get("param_grads_total"), own)
@@ -179,21 +183,25 @@ def decode_binary(raw: bytes) -> dict[str, Any]:
     n = int.from_bytes(raw[4:8], "little")
     header = json.loads(raw[8:8 + n])
     data = memoryview(raw)[8 + n:]
-    dtype = np.float32 if header.get("dtype") == "float32" else np.float64
 
-    def resolve(obj: Any, key: str = "") -> Any:
+    def resolve(obj: Any, key: str = "", dtype: type = np.float64) -> Any:
+        """`dtype`: the enclosing result's (a batch's sequences each carry their own)."""
         if isinstance(obj, dict) and obj.keys() == {"dtype", "shape", "offset", "nbytes"}:
             kind = np.dtype(f"<{obj['dtype']}")
             shape = tuple(int(s) for s in obj["shape"].split(","))
             return np.frombuffer(data, kind, obj["nbytes"] // kind.itemsize,
                                  obj["offset"]).reshape(shape).copy()
         if isinstance(obj, dict):
-            return {k: resolve(v, k) for k, v in obj.items()}
+            if obj.get("dtype") in ("float32", "float64"):  # a result: its arrays' precision
+                dtype = np.float32 if obj["dtype"] == "float32" else np.float64
+            elif "batch" in obj and obj["batch"] and obj["batch"][0].get("dtype") == "float32":
+                dtype = np.float32  # the batch's sum, in its sequences' precision
+            return {k: resolve(v, k, dtype) for k, v in obj.items()}
         if isinstance(obj, list) and key not in ("tokens", "token_ids", "warnings", "fields",
                                                   "layers") and _numeric(obj):
             return np.array(_nan(obj), dtype=dtype)
         if isinstance(obj, list):
-            return [resolve(v) for v in obj]
+            return [resolve(v, "", dtype) for v in obj]
         return obj
 
     return resolve(header)
@@ -230,7 +238,9 @@ def run_result(d: dict[str, Any]) -> RunResult:
         tokens=d["tokens"], vocab=d["vocab"], loss=float("nan") if loss is None else loss,
         layers=layers, input_grad=d.get("input_grad"), param_grads=d.get("param_grads"),
         initial_state_grad=d.get("initial_state_grad"), warnings=d["warnings"],
-        finite=not d["warnings"], grad_norm=d.get("grad_norm"), outputs=d.get("outputs"),
+        finite=not d["warnings"], outputs=d.get("outputs"),
+        grad_norm=None if d.get("grad_norm") is None else {  # an overflowed norm: NaN
+            k: float("nan") if v is None else v for k, v in d["grad_norm"].items()},
         token_ids=d.get("token_ids"), bidirectional=d.get("bidirectional", False),
         proj_size=d.get("proj_size", 0), backward=d.get("backward", True),
         fields=d.get("fields"))

@@ -122,3 +122,25 @@ def test_a_batch_over_http(client) -> None:
     assert r.status_code == 422 and "one per sequence" in r.text
     r = client.post("/api/v1/jacobian", json={"input": {"batch": [{"text": "a"}]}, "step": 0})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["input", "batch"]
+
+
+def test_the_batch_budget_counts_the_sum_and_the_weights_are_drawn_once(monkeypatch) -> None:
+    """param_grads_total is one more copy of every gradient: the response budget counts it;
+    and a batch's sequences share the weights its first one drew."""
+    from gatescope.runner import prepare as prepare_module
+    request = {"hidden_size": 64, "input": {"batch": [{"values": [[0.5, 1.0]] * 40}]},
+               "fields": ["param_grads"]}
+    one = gatescope.run_batch(request, encoding="binary")
+    from gatescope.contract.encoding import BinaryLayout
+    size = BinaryLayout(one.as_dict(), one.finite).size
+    with pytest.raises(ValueError, match="the batch's binary response"):
+        gatescope.run_batch(request, limits=Limits(max_response_bytes=size - 1),
+                            encoding="binary")
+    draws = []
+    real = prepare_module.pytorch_init
+    monkeypatch.setattr(prepare_module, "pytorch_init",
+                        lambda *a, **k: draws.append(1) or real(*a, **k))
+    # 34 MB of float64 weights: over the seeded cache's 16 MiB, so each prepare would draw
+    gatescope.run_batch({"hidden_size": 1024, "weights": {"seed": 12345}, "fields": ["h"],
+                         "input": {"batch": [{"values": [[1.0]]}] * 3}})
+    assert len(draws) == 1

@@ -98,3 +98,15 @@ def test_a_batch_over_http_is_the_in_process_batch(client) -> None:
     assert remote.param_grads_total.keys() == local.param_grads_total.keys()
     with pytest.raises(ValidationError):  # a batch is run_batch's, there as here
         client.run(request)
+
+
+def test_a_float32_batch_that_overflows_comes_back_float32(client) -> None:
+    request = {"cell": "rnn_relu", "hidden_size": 4, "dtype": "float32",
+               "weights": {"recurrent_scale": 100.0},
+               "input": {"batch": [{"values": [1.0] * 60}, {"values": [1.0] * 3}]}}
+    remote = client.run_batch(request)
+    assert not remote.batch[0].finite and remote.batch[1].finite
+    assert remote.batch[0].layers[0].h.dtype == np.float32
+    assert remote.param_grads_total["weight_hh_l0"].dtype == np.float32
+    with pytest.raises(ValidationError):
+        client.run_batch({"input": {"text": "ab"}})

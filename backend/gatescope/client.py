@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .contract.errors import ModelNotFoundError, invalid
 from .contract.responses import ModelInfo
@@ -139,9 +140,10 @@ def _error(exc: urllib.error.HTTPError) -> Exception:
     except (ValueError, AttributeError):
         detail = exc.reason
     if exc.code == 422 and isinstance(detail, list) and detail:
-        first = detail[0]  # pydantic raises them together; the first names the field
-        return invalid(tuple(first.get("loc", ())), first.get("msg", ""), None,
-                       first.get("type", "invalid_request"))
+        return ValidationError.from_exception_data("gatescope request", [  # every one
+            InitErrorDetails(type=PydanticCustomError(d.get("type", "invalid_request"),
+                                                      "{message}", {"message": d.get("msg", "")}),
+                             loc=tuple(d.get("loc", ())), input=None) for d in detail])
     if exc.code == 404:
         return ModelNotFoundError(detail if isinstance(detail, str) else str(detail))
     return ServerError(exc.code, detail, exc.headers.get("retry-after"))

@@ -110,3 +110,13 @@ def test_a_float32_batch_that_overflows_comes_back_float32(client) -> None:
     assert remote.param_grads_total["weight_hh_l0"].dtype == np.float32
     with pytest.raises(ValidationError):
         client.run_batch({"input": {"text": "ab"}})
+
+
+def test_every_422_error_comes_back(client) -> None:
+    bad = {"cell": "gru", "hidden_size": 0, "num_layers": 9, "input": {"text": "abc"}}
+    with pytest.raises(ValidationError) as remote:
+        client.run(bad)
+    with pytest.raises(ValidationError) as local:
+        gatescope.run(bad)
+    assert len(error_detail(local.value)) == 2
+    assert error_detail(remote.value) == error_detail(local.value)

@@ -135,3 +135,11 @@ def test_a_loss_below_the_top_leaves_the_layers_above_exactly_zero() -> None:
     assert result.layers[0].grads["c"][0].any()
     # L = ⟨dc_0, c_0⟩ of layer 0
     assert result.loss == pytest.approx(float(result.layers[0].c[0] @ [1.0, 0.0, -1.0]))
+
+
+def test_fields_given_twice_in_the_query_is_a_422(client) -> None:
+    r = client.post("/api/v1/run?fields=h&fields=c", json=BASE)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["query", "fields"] and "once" in r.text
+    same = client.post("/api/v1/run?fields=c,h", json={**BASE, "fields": ["h", "c"]})
+    assert same.status_code == 200, same.text  # the same parts, in another order

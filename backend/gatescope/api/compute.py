@@ -146,7 +146,7 @@ def with_fields(req: RunRequest, query: str) -> RunRequest:
     """The request with the ?fields= query's parts (comma-separated), checked as the body's
     `fields` is; a query that disagrees with the body's is a 422 naming it."""
     names = query.split(",")
-    if req.fields is not None and list(req.fields) != names:
+    if req.fields is not None and set(req.fields) != set(names):
         raise invalid(("query", "fields"), f"?fields={query} and the body's fields "
                       f"{list(req.fields)} disagree: give them one way", query)
     try:  # only the fields and their rules are checked again, not the whole (large) body

@@ -8,6 +8,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from ...contract.encoding import Encoding
 from ...contract.responses import BatchResponse, ErrorResponse, JacobianResponse, RunResponse
@@ -126,6 +127,10 @@ async def run(request: Request, pool: ComputeDep, encoding: Encoding = ENCODING,
     every gate before and after its nonlinearity, ∂L/∂h_t and ∂L/∂c_t, gate gradients,
     norms, the cell-state Jacobian's four terms, and every parameter gradient — or, with
     `fields` or `backward: false`, only the parts asked for."""
+    if len(request.query_params.getlist("fields")) > 1:  # not silently the last of them
+        raise RequestValidationError([{
+            "loc": ("query", "fields"), "type": "value_error", "input": None,
+            "msg": "give ?fields= once, its parts comma-separated (fields=h,gates)"}])
     return await _compute("run", request, pool, encoding, fields)
 
 

@@ -289,7 +289,19 @@ class Upstream(Strict):
         return self
 
 
-class CrossEntropy(Strict):
+class _StepTargets(Strict):
+    """A readout loss with one target per step, null where a step has none: at least one
+    step must have one."""
+
+    @model_validator(mode="after")
+    def _some_target(self) -> _StepTargets:
+        targets = getattr(self, "targets")  # noqa: B009  # each loss types its own
+        if all(k is None for k in targets):
+            raise ValueError("every target is null: at least one step needs a target")
+        return self
+
+
+class CrossEntropy(_StepTargets):
     """Needs a readout: L = mean over the steps t whose target k_t is not null of
     −log probs_t[k_t], probs_t = softmax(readout.weight h_t + readout.bias)."""
 
@@ -301,14 +313,8 @@ class CrossEntropy(Strict):
         description="T class indices k_t < K, null for a step without a target; at least "
         "one not null.")
 
-    @model_validator(mode="after")
-    def _some_target(self) -> CrossEntropy:
-        if all(k is None for k in self.targets):
-            raise ValueError("every target is null: at least one step needs a target")
-        return self
 
-
-class BCEWithLogits(Strict):
+class BCEWithLogits(_StepTargets):
     """Needs a one-output head (K = 1, a binary classifier): L = mean over the steps t whose
     target y_t is not null of −[y_t log σ(z_t) + (1 − y_t) log(1 − σ(z_t))],
     z_t = head.weight h_t + head.bias (torch.nn.functional.binary_cross_entropy_with_logits)."""
@@ -321,12 +327,6 @@ class BCEWithLogits(Strict):
                        Field(min_length=1, max_length=MAX_STEPS)] = Field(
         description="T targets in [0, 1] (0 or 1 for a label), null for a step without one; "
         "at least one not null.")
-
-    @model_validator(mode="after")
-    def _some_target(self) -> BCEWithLogits:
-        if all(y is None for y in self.targets):
-            raise ValueError("every target is null: at least one step needs a target")
-        return self
 
 
 class NextToken(Strict):

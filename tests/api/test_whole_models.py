@@ -8,7 +8,6 @@ embedding's gradient — in process (a ModelStore) and over HTTP."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +19,9 @@ from gatescope.contract.limits import Limits
 from gatescope.models.layout import Choice
 from gatescope.models.store import ModelStore
 from tests.helpers.api import read_binary, upload
-from tests.helpers.compare import mismatches, walk
+from tests.helpers.compare import FIXTURES, load_fixtures, mismatches, walk
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-DOCUMENT = json.loads((FIXTURES / "whole_models.json").read_text(encoding="utf-8"))
-CASES = {case["name"]: case for case in DOCUMENT["cases"]}
-
-
-def _expected() -> dict[str, dict[str, np.ndarray]]:
-    out: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(FIXTURES / "whole_models.npz", allow_pickle=False) as npz:
-        for key in npz.files:
-            case, path = key.split("/", 1)
-            out.setdefault(case, {})[path] = npz[key]
-    return out
-
-
-EXPECTED = _expected()
+CASES, EXPECTED = load_fixtures("whole_models")
 
 
 def _form(case: dict[str, Any]) -> dict[str, str]:

@@ -19,33 +19,15 @@ and `param_grads.readout.weight`/`.bias` under cross_entropy, next_token and hid
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import gatescope
-from tests.helpers.compare import mismatches, walk
+from tests.helpers.compare import load_fixtures, mismatches, walk
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-DOCUMENT = json.loads((FIXTURES / "pytorch_cases.json").read_text(encoding="utf-8"))
-CASES = {case["name"]: case for case in DOCUMENT["cases"]}
-
-
-def _load_expected() -> dict[str, dict[str, np.ndarray]]:
-    """{case name: {response path: array}} from the npz."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(FIXTURES / "pytorch_cases.npz", allow_pickle=False) as npz:
-        for key in npz.files:
-            case, path = key.split("/", 1)
-            out.setdefault(case, {})[path] = npz[key]
-    return out
-
-
-EXPECTED = _load_expected()
+CASES, EXPECTED = load_fixtures("pytorch_cases")
 
 
 def engine_arrays(case: dict[str, Any]) -> dict[str, np.ndarray]:

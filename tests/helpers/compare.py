@@ -9,7 +9,9 @@ every nonzero one nonzero.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,3 +73,18 @@ def mismatches(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -
                             f"{int(zeros.sum())} entries in all) but the engine gives "
                             f"{float(got[where])!r}")
     return problems
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def load_fixtures(stem: str) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, np.ndarray]]]:
+    """A generator's output, tests/fixtures/<stem>.json and .npz: {case name: case} and
+    {case name: {response path: array}} (the npz is keyed "<case>/<path>")."""
+    document = json.loads((FIXTURES / f"{stem}.json").read_text(encoding="utf-8"))
+    expected: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(FIXTURES / f"{stem}.npz", allow_pickle=False) as npz:
+        for key in npz.files:
+            case, path = key.split("/", 1)
+            expected.setdefault(case, {})[path] = npz[key]
+    return {case["name"]: case for case in document["cases"]}, expected

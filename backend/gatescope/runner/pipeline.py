@@ -55,14 +55,15 @@ def run_together(ps: list[Prepared], checkpoint: engine.Checkpoint = engine.no_c
     req = p0.request
     n = p0.directions
     N = len(ps)
-    X = np.concatenate([p.X for p in ps], axis=1)  # (T, N, D)
-    h0 = np.repeat(p0.h0, N, axis=1)
-    c0 = None if p0.c0 is None else np.repeat(p0.c0, N, axis=1)
+    # (T, N, D); a single run's own arrays as they are, with no copy
+    X = p0.X if N == 1 else np.concatenate([p.X for p in ps], axis=1)
+    h0 = p0.h0 if N == 1 else np.repeat(p0.h0, N, axis=1)
+    c0 = p0.c0 if N == 1 or p0.c0 is None else np.repeat(p0.c0, N, axis=1)
     with np.errstate(all="ignore"):  # overflow is reported in `warnings`, not as noise
         traces = engine.forward(p0.cell, p0.params, X, h0, c0, p0.clamps, checkpoint, n)
         k = L - 1 if p0.objective.layer is None else p0.objective.layer  # the loss's layer
         top = engine.layer_output(traces, L - 1, n)
-        out_k = engine.layer_output(traces, k, n)
+        out_k = top if k == L - 1 else engine.layer_output(traces, k, n)
         cells = engine.layer_cells(traces, k, n) if any(p.objective.dc is not None
                                                          for p in ps) else None
         scored = [objective.evaluate(p.objective, out_k[:, j:j + 1], p.readout,
